@@ -1,0 +1,64 @@
+"""Verify outcomes and the ordered checks that produce them (DESIGN.md §4).
+
+Expected answers are values: a revoked key is ``Outcome.REVOKED``, not an exception. The checks
+run in the contract's order and the first failure wins; later issues add policy and limit
+steps after ``check_state`` without reordering it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from keyrack.domain.models import KeyRecord, KeyStatus
+
+
+class Outcome(StrEnum):
+    """The code of a verify answer, in check order."""
+
+    NOT_FOUND = "NOT_FOUND"
+    DISABLED = "DISABLED"
+    REVOKED = "REVOKED"
+    EXPIRED = "EXPIRED"
+    FORBIDDEN = "FORBIDDEN"
+    INSUFFICIENT_PERMISSIONS = "INSUFFICIENT_PERMISSIONS"
+    TOKENS_EXCEEDED = "TOKENS_EXCEEDED"
+    RATE_LIMITED = "RATE_LIMITED"
+    CONCURRENCY_LIMITED = "CONCURRENCY_LIMITED"
+    USAGE_EXCEEDED = "USAGE_EXCEEDED"
+    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
+    VALID = "VALID"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """A verify answer: the outcome and, when the key was found, its record."""
+
+    outcome: Outcome
+    record: KeyRecord | None = None
+
+    @property
+    def valid(self) -> bool:
+        """Whether the key may be used for this request."""
+        return self.outcome is Outcome.VALID
+
+
+NOT_FOUND = VerifyResult(Outcome.NOT_FOUND)
+
+
+def check_state(record: KeyRecord, *, now: float) -> Outcome:
+    """Check status, then expiry (key expiry or the end of a rotated secret's grace).
+
+    Args:
+        record: The cached record of the presented secret.
+        now: Epoch seconds from the injected clock.
+
+    Returns:
+        The first failing outcome, or ``Outcome.VALID``.
+    """
+    status = record.status
+    if status is not KeyStatus.ACTIVE:
+        return Outcome.DISABLED if status is KeyStatus.DISABLED else Outcome.REVOKED
+    if record.valid_until is not None and now >= record.valid_until:
+        return Outcome.EXPIRED
+    return Outcome.VALID

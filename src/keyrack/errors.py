@@ -1,0 +1,165 @@
+"""Every exception keyrack raises on purpose.
+
+Expected verify outcomes (revoked, expired, unknown key …) are values, never exceptions;
+these classes are for refused management requests, broken invariants and infrastructure.
+
+The tree::
+
+    KeyrackError                      code: ClassVar[str], message: str (safe to show)
+      NotFound                        404
+        TenantNotFound, KeyNotFound, ServiceAccountNotFound, RootKeyNotFound
+      Conflict                        409
+        KeyAlreadyRevoked, DuplicateSlug, ConcurrentUpdate
+      AuthenticationFailed            401
+      PermissionDenied                403
+      InvalidInput                    422 (400 for PermissionQuerySyntax)
+      BackendUnavailable              503 (database or Redis down; wraps the cause)
+      ConfigurationError              not an HTTP error: raised at start-up
+        MissingDependency             (also ImportError)
+
+HTTP status codes are chosen in exactly one place: ``keyrack.api.problems``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AuthenticationFailed",
+    "BackendUnavailable",
+    "ConcurrentUpdate",
+    "ConfigurationError",
+    "Conflict",
+    "DuplicateSlug",
+    "InvalidInput",
+    "KeyAlreadyRevoked",
+    "KeyNotFound",
+    "KeyrackError",
+    "MissingDependency",
+    "NotFound",
+    "PermissionDenied",
+    "RootKeyNotFound",
+    "ServiceAccountNotFound",
+    "TenantNotFound",
+]
+
+
+class KeyrackError(Exception):
+    """Base of every error keyrack raises on purpose; its message is safe to show a caller."""
+
+    code: ClassVar[str] = "error"
+    default_message: ClassVar[str] = "keyrack error"
+
+    def __init__(self, message: str | None = None, **details: object) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        super().__init__(self.message)
+
+
+class NotFound(KeyrackError):
+    """The object does not exist, or belongs to a tenant the caller cannot see."""
+
+    code = "not_found"
+    default_message = "not found"
+
+
+class TenantNotFound(NotFound):
+    """No such tenant (or not visible to the caller)."""
+
+    code = "tenant.not_found"
+    default_message = "tenant not found"
+
+
+class KeyNotFound(NotFound):
+    """No such API key in this tenant."""
+
+    code = "key.not_found"
+    default_message = "key not found"
+
+
+class ServiceAccountNotFound(NotFound):
+    """No such service account in this scope."""
+
+    code = "service_account.not_found"
+    default_message = "service account not found"
+
+
+class RootKeyNotFound(NotFound):
+    """No such root key on this service account."""
+
+    code = "root_key.not_found"
+    default_message = "root key not found"
+
+
+class Conflict(KeyrackError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+    default_message = "conflict with the current state"
+
+
+class KeyAlreadyRevoked(Conflict):
+    """The key is revoked, and revocation is final."""
+
+    code = "key.revoked"
+    default_message = "the key is revoked; revocation is final"
+
+
+class DuplicateSlug(Conflict):
+    """A tenant with this slug already exists."""
+
+    code = "tenant.duplicate_slug"
+    default_message = "a tenant with this slug already exists"
+
+
+class ConcurrentUpdate(Conflict):
+    """Another request changed the object first; retry against its new state."""
+
+    code = "concurrent_update"
+    default_message = "the object was changed by a concurrent request; retry"
+
+
+class AuthenticationFailed(KeyrackError):
+    """The caller's own credential is missing, malformed, unknown or no longer valid."""
+
+    code = "auth.unauthenticated"
+    default_message = "a valid root key is required (Authorization: Bearer krroot_...)"
+
+
+class PermissionDenied(KeyrackError):
+    """The caller is authenticated but lacks the permission this action needs."""
+
+    code = "auth.forbidden"
+    default_message = "the caller lacks the permission this action needs"
+
+
+class InvalidInput(KeyrackError):
+    """The request is well-formed JSON but its values are not acceptable."""
+
+    code = "invalid_input"
+    default_message = "invalid input"
+
+
+class BackendUnavailable(KeyrackError):
+    """A store (database or Redis) cannot be reached; the request changed nothing."""
+
+    code = "backend.unavailable"
+    default_message = "a backing store is unavailable; retry later"
+
+
+class ConfigurationError(KeyrackError):
+    """The settings are inconsistent or incomplete."""
+
+    code = "config.invalid"
+    default_message = "invalid configuration"
+
+
+class MissingDependency(ConfigurationError, ImportError):
+    """An optional extra is needed for the configured backend."""
+
+    code = "config.missing_dependency"
+
+    def __init__(self, *, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is not installed; install it with: pip install 'keyrack[{extra}]'"
+        )

@@ -1,0 +1,145 @@
+"""Wiring: build the engine, caches and services from ``Settings`` (used by every entrypoint).
+
+Nothing here runs at import. The HTTP app, the CLI and the embedded library each call
+``open_runtime`` once and ``close`` it on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from keyrack.backends.memory import MemoryCache
+from keyrack.config import Settings, load_secrets
+from keyrack.domain.hashing import Peppers
+from keyrack.domain.models import KeyRecord
+from keyrack.domain.permissions import Principal
+from keyrack.services.accounts import AccountService
+from keyrack.services.clock import SystemClock, system_entropy
+from keyrack.services.keys import KeyService
+from keyrack.services.ports import Clock, Entropy, UnitOfWork
+from keyrack.services.tenants import TenantService
+from keyrack.services.verify import VerifyService
+from keyrack.services.writebehind import WriteBehind
+from keyrack.store import migrate
+from keyrack.store.engine import make_engine
+from keyrack.store.uow import SqlUnitOfWork
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The services of one process and the resources behind them."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    peppers: Peppers
+    tenants: TenantService
+    keys: KeyService
+    accounts: AccountService
+    verifier: VerifyService
+    writes: WriteBehind
+    key_cache: MemoryCache[KeyRecord]
+    flush_interval: float
+    _flusher: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work on this runtime's database."""
+        return SqlUnitOfWork(self.sessions)
+
+    async def ping(self) -> bool:
+        """Whether the database answers (for ``/readyz``)."""
+        try:
+            async with self.engine.connect() as connection:
+                await connection.exec_driver_sql("SELECT 1")
+        except Exception:  # noqa: BLE001  # any failure means "not ready"
+            return False
+        return True
+
+    def start_background(self) -> None:
+        """Start the periodic write-behind flush."""
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_forever(), name="keyrack-flush")
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.writes.flush()
+            except Exception:  # a flush must never kill the loop
+                logger.exception("writebehind.flush_error")
+
+    async def close(self) -> None:
+        """Stop the flusher, flush what is pending, dispose the engine."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        try:
+            await self.writes.flush()
+        finally:
+            await self.engine.dispose()
+
+
+async def open_runtime(
+    settings: Settings,
+    *,
+    run_migrations: bool = True,
+    clock: Clock | None = None,
+    entropy: Entropy | None = None,
+) -> Runtime:
+    """Build every service from ``settings``; migrate the database first unless told not to.
+
+    Raises:
+        ConfigurationError: No peppers are configured, or the URL is unusable.
+        MissingDependency: The database driver's extra is not installed.
+    """
+    secrets = load_secrets(settings)
+    peppers = Peppers(secrets.peppers)
+    engine = make_engine(settings.database_url)
+    if run_migrations:
+        await migrate.upgrade(engine)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    def uow() -> UnitOfWork:
+        return SqlUnitOfWork(sessions)
+
+    clock = clock or SystemClock()
+    entropy = entropy or system_entropy
+    key_cache: MemoryCache[KeyRecord] = MemoryCache(settings.cache_size)
+    principal_cache: MemoryCache[Principal] = MemoryCache(10_000)
+    writes = WriteBehind(uow)
+    return Runtime(
+        engine=engine,
+        sessions=sessions,
+        peppers=peppers,
+        tenants=TenantService(
+            uow=uow,
+            clock=clock,
+            entropy=entropy,
+            key_cache=key_cache,
+            principal_cache=principal_cache,
+        ),
+        keys=KeyService(uow=uow, peppers=peppers, clock=clock, entropy=entropy, cache=key_cache),
+        accounts=AccountService(
+            uow=uow, peppers=peppers, clock=clock, entropy=entropy, cache=principal_cache
+        ),
+        verifier=VerifyService(
+            uow=uow,
+            cache=key_cache,
+            peppers=peppers,
+            clock=clock,
+            writes=writes,
+            positive_ttl=settings.cache_ttl_seconds,
+            negative_ttl=settings.negative_cache_ttl_seconds,
+        ),
+        writes=writes,
+        key_cache=key_cache,
+        flush_interval=settings.flush_interval_seconds,
+    )

@@ -1,0 +1,338 @@
+"""The API key lifecycle: create, read, list, update, rotate, revoke, disable, enable, delete."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Final, Literal
+
+from keyrack.domain import ids
+from keyrack.domain import keys as keyformat
+from keyrack.domain.hashing import Peppers
+from keyrack.domain.models import ApiKey, JsonObject, KeyRecord, KeySecret, KeyStatus
+from keyrack.domain.permissions import Permission, Principal
+from keyrack.errors import (
+    ConcurrentUpdate,
+    InvalidInput,
+    KeyAlreadyRevoked,
+    KeyNotFound,
+    TenantNotFound,
+)
+from keyrack.services.authz import authorize
+from keyrack.services.clock import to_datetime
+from keyrack.services.pagination import DEFAULT_LIMIT, Page, paginate
+from keyrack.services.ports import (
+    Cache,
+    Clock,
+    Entropy,
+    KeyFilter,
+    KeyRepository,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_GRACE_SECONDS: Final = 31 * 24 * 3600
+
+
+class _Unset(Enum):
+    UNSET = "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+"""Marks a field a PATCH leaves as it is (distinct from an explicit ``None``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """What a caller asks for when creating a key (already bounds-checked at the edge)."""
+
+    name: str
+    description: str | None = None
+    expires_at: datetime | None = None
+    owner_id: str | None = None
+    meta: JsonObject = field(default_factory=dict)
+    permissions: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChanges:
+    """A partial update; ``UNSET`` fields stay as they are."""
+
+    name: str | _Unset = UNSET
+    description: str | _Unset | None = UNSET
+    expires_at: datetime | _Unset | None = UNSET
+    owner_id: str | _Unset | None = UNSET
+    meta: JsonObject | _Unset = UNSET
+    permissions: tuple[str, ...] | _Unset = UNSET
+    roles: tuple[str, ...] | _Unset = UNSET
+
+
+StatusAction = Literal["revoke", "disable", "enable"]
+
+
+class KeyService:
+    """Management of end-user API keys; every change drops the key from the verify cache."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        peppers: Peppers,
+        clock: Clock,
+        entropy: Entropy,
+        cache: Cache[KeyRecord],
+    ) -> None:
+        self._uow = uow
+        self._peppers = peppers
+        self._clock = clock
+        self._entropy = entropy
+        self._cache = cache
+
+    def _new_id(self, prefix: str, now: float) -> str:
+        return ids.new_id(prefix, now_ms=int(now * 1000), entropy=self._entropy(ids.ENTROPY_BYTES))
+
+    def _new_secret(
+        self, *, key_id: str, tenant_id: str, prefix: str, now: float
+    ) -> tuple[KeySecret, str]:
+        plaintext = keyformat.generate(prefix, entropy=self._entropy(keyformat.RANDOM_BYTES))
+        secret = KeySecret(
+            id=self._new_id("sec", now),
+            key_id=key_id,
+            tenant_id=tenant_id,
+            digest=self._peppers.digest(plaintext),
+            pepper_version=self._peppers.current_version,
+            start=keyformat.display_start(plaintext),
+            created_at=to_datetime(now),
+            expires_at=None,
+        )
+        return secret, plaintext
+
+    @staticmethod
+    async def _tenant_prefix(uow: UnitOfWork, tenant_id: str) -> str:
+        tenant = await uow.tenants.get(tenant_id)
+        if tenant is None:
+            raise TenantNotFound
+        return tenant.key_prefix
+
+    @staticmethod
+    async def _existing(repo: KeyRepository, key_id: str) -> ApiKey:
+        key = await repo.get(key_id)
+        if key is None:
+            raise KeyNotFound
+        return key
+
+    def _check_expiry(self, expires_at: datetime | None, now: float) -> None:
+        if expires_at is not None and expires_at.timestamp() <= now:
+            raise InvalidInput("expires_at must be in the future")
+
+    async def create(self, actor: Principal, tenant_id: str, spec: NewKey) -> tuple[ApiKey, str]:
+        """Create a key and return it with its secret, which is never retrievable again.
+
+        Raises:
+            TenantNotFound: No such tenant for this caller.
+            PermissionDenied: The caller lacks ``keys.write``.
+            InvalidInput: ``expires_at`` is not in the future.
+        """
+        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id)
+        now = self._clock.now()
+        self._check_expiry(spec.expires_at, now)
+        async with self._uow() as uow:
+            prefix = await self._tenant_prefix(uow, tenant_id)
+            key_id = self._new_id("key", now)
+            secret, plaintext = self._new_secret(
+                key_id=key_id, tenant_id=tenant_id, prefix=prefix, now=now
+            )
+            created = to_datetime(now)
+            key = ApiKey(
+                id=key_id,
+                tenant_id=tenant_id,
+                name=spec.name,
+                description=spec.description,
+                start=secret.start,
+                status=KeyStatus.ACTIVE,
+                expires_at=spec.expires_at,
+                owner_id=spec.owner_id,
+                identity_id=None,
+                meta=spec.meta,
+                permissions=spec.permissions,
+                roles=spec.roles,
+                system=False,
+                recoverable=False,
+                created_at=created,
+                updated_at=created,
+                last_used_at=None,
+            )
+            await uow.keys(tenant_id).add(key, secret)
+            await uow.commit()
+        logger.info("key.created", extra={"tenant_id": tenant_id, "key_id": key_id})
+        return key, plaintext
+
+    async def get(self, actor: Principal, tenant_id: str, key_id: str) -> ApiKey:
+        """One key of the tenant.
+
+        Raises:
+            TenantNotFound: No such tenant for this caller.
+            KeyNotFound: No such key in this tenant.
+        """
+        authorize(actor, Permission.KEYS_READ, tenant_id=tenant_id)
+        async with self._uow() as uow:
+            await self._tenant_prefix(uow, tenant_id)
+            return await self._existing(uow.keys(tenant_id), key_id)
+
+    async def list(
+        self,
+        actor: Principal,
+        tenant_id: str,
+        *,
+        where: KeyFilter | None = None,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[ApiKey]:
+        """A page of the tenant's keys, ordered by creation."""
+        authorize(actor, Permission.KEYS_READ, tenant_id=tenant_id)
+        async with self._uow() as uow:
+            await self._tenant_prefix(uow, tenant_id)
+            repo = uow.keys(tenant_id)
+
+            async def fetch(n: int, after: str | None) -> list[ApiKey]:
+                return await repo.list(limit=n, after=after, where=where or KeyFilter())
+
+            return await paginate(fetch, limit=limit, cursor=cursor, id_prefix="key")
+
+    async def update(
+        self, actor: Principal, tenant_id: str, key_id: str, changes: KeyChanges
+    ) -> ApiKey:
+        """Apply a partial update.
+
+        Raises:
+            KeyNotFound: No such key in this tenant.
+            ConcurrentUpdate: Another change to the key committed first.
+            InvalidInput: ``expires_at`` is not in the future.
+        """
+        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id)
+        now = self._clock.now()
+        if not isinstance(changes.expires_at, _Unset):
+            self._check_expiry(changes.expires_at, now)
+        async with self._uow() as uow:
+            await self._tenant_prefix(uow, tenant_id)
+            repo = uow.keys(tenant_id)
+            key = await self._existing(repo, key_id)
+            values = {
+                name: value
+                for name in KeyChanges.__slots__
+                if not isinstance(value := getattr(changes, name), _Unset)
+            }
+            updated = replace(key, **values, updated_at=to_datetime(now), version=key.version + 1)
+            await self._write(repo, updated, expected_version=key.version)
+            await uow.commit()
+        self._cache.invalidate(key_id)
+        return updated
+
+    @staticmethod
+    async def _write(repo: KeyRepository, key: ApiKey, *, expected_version: int) -> None:
+        if not await repo.update(key, expected_version=expected_version):
+            raise ConcurrentUpdate
+
+    async def set_status(
+        self, actor: Principal, tenant_id: str, key_id: str, action: StatusAction
+    ) -> ApiKey:
+        """Revoke (final), disable or enable a key.
+
+        Revoking a revoked key and enabling an active key change nothing and succeed.
+
+        Raises:
+            KeyNotFound: No such key in this tenant.
+            KeyAlreadyRevoked: Disabling or enabling a revoked key.
+        """
+        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id)
+        now = self._clock.now()
+        target = {
+            "revoke": KeyStatus.REVOKED,
+            "disable": KeyStatus.DISABLED,
+            "enable": KeyStatus.ACTIVE,
+        }[action]
+        async with self._uow() as uow:
+            await self._tenant_prefix(uow, tenant_id)
+            repo = uow.keys(tenant_id)
+            key = await self._existing(repo, key_id)
+            if key.status is KeyStatus.REVOKED and target is not KeyStatus.REVOKED:
+                raise KeyAlreadyRevoked
+            if key.status is target:
+                return key
+            moment = to_datetime(now)
+            updated = replace(
+                key,
+                status=target,
+                updated_at=moment,
+                revoked_at=moment if target is KeyStatus.REVOKED else key.revoked_at,
+                version=key.version + 1,
+            )
+            await self._write(repo, updated, expected_version=key.version)
+            await uow.commit()
+        self._cache.invalidate(key_id)
+        logger.info(
+            "key.status_changed",
+            extra={"tenant_id": tenant_id, "key_id": key_id, "status": str(target)},
+        )
+        return updated
+
+    async def rotate(
+        self, actor: Principal, tenant_id: str, key_id: str, *, grace_seconds: int
+    ) -> tuple[ApiKey, str]:
+        """Give the key a new secret; the old one stays valid until the grace period ends.
+
+        The grace never outlives the key's own expiry, and any secret still in an earlier grace
+        ends now, so a key has at most two live secrets. Of concurrent rotations of one key,
+        exactly one succeeds.
+
+        Raises:
+            KeyNotFound: No such key in this tenant.
+            KeyAlreadyRevoked: The key is revoked.
+            ConcurrentUpdate: Another change to the key committed first.
+            InvalidInput: ``grace_seconds`` is outside 0 … 31 days.
+        """
+        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id)
+        if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+            raise InvalidInput(f"grace_seconds must be between 0 and {MAX_GRACE_SECONDS}")
+        now = self._clock.now()
+        async with self._uow() as uow:
+            prefix = await self._tenant_prefix(uow, tenant_id)
+            repo = uow.keys(tenant_id)
+            key = await self._existing(repo, key_id)
+            if key.status is KeyStatus.REVOKED:
+                raise KeyAlreadyRevoked
+            secret, plaintext = self._new_secret(
+                key_id=key_id, tenant_id=tenant_id, prefix=prefix, now=now
+            )
+            moment = to_datetime(now)
+            grace_end = moment + timedelta(seconds=grace_seconds)
+            if key.expires_at is not None:
+                grace_end = min(grace_end, key.expires_at)
+            updated = replace(key, start=secret.start, updated_at=moment, version=key.version + 1)
+            await self._write(repo, updated, expected_version=key.version)
+            await repo.retire_secrets(key_id, grace_end=grace_end, now=moment)
+            await repo.add_secret(secret)
+            await uow.commit()
+        self._cache.invalidate(key_id)
+        logger.info("key.rotated", extra={"tenant_id": tenant_id, "key_id": key_id})
+        return updated, plaintext
+
+    async def delete(self, actor: Principal, tenant_id: str, key_id: str) -> None:
+        """Delete a key and all its secrets; verify then answers ``NOT_FOUND``.
+
+        Raises:
+            KeyNotFound: No such key in this tenant.
+        """
+        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id)
+        async with self._uow() as uow:
+            await self._tenant_prefix(uow, tenant_id)
+            if not await uow.keys(tenant_id).remove(key_id):
+                raise KeyNotFound
+            await uow.commit()
+        self._cache.invalidate(key_id)
+        logger.info("key.deleted", extra={"tenant_id": tenant_id, "key_id": key_id})

@@ -1,0 +1,277 @@
+"""The Protocols services depend on; ``store`` and ``backends`` implement them."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Generic, Protocol, Self, TypeVar
+
+from keyrack.domain.models import (
+    ApiKey,
+    KeyRecord,
+    KeySecret,
+    KeyStatus,
+    RootKey,
+    ServiceAccount,
+    Tenant,
+)
+
+
+class Clock(Protocol):
+    """The source of time; tests pass a fake one."""
+
+    def now(self) -> float:
+        """Epoch seconds."""
+        ...
+
+
+Entropy = Callable[[int], bytes]
+"""Returns that many cryptographically random bytes (``secrets.token_bytes`` in production)."""
+
+
+class TenantRepository(Protocol):
+    """Tenants: the one table that is not itself tenant-owned."""
+
+    async def get(self, tenant_id: str) -> Tenant | None:
+        """The tenant, or ``None``."""
+        ...
+
+    async def add(self, tenant: Tenant) -> None:
+        """Insert a tenant; a duplicate slug raises ``DuplicateSlug``."""
+        ...
+
+    async def update(self, tenant: Tenant) -> None:
+        """Write back a changed tenant; a duplicate slug raises ``DuplicateSlug``."""
+        ...
+
+    async def remove(self, tenant_id: str) -> bool:
+        """Delete a tenant and everything it owns; whether it existed."""
+        ...
+
+    async def list(self, *, limit: int, after: str | None, only: str | None) -> list[Tenant]:
+        """Tenants ordered by id, after the cursor id; ``only`` restricts to one tenant."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFilter:
+    """Filters of a key listing."""
+
+    status: KeyStatus | None = None
+    owner_id: str | None = None
+    include_system: bool = False
+
+
+class KeyRepository(Protocol):
+    """API keys and their secrets, bound to one tenant: no query can leave it."""
+
+    tenant_id: str
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        """The key, or ``None`` (also for another tenant's key)."""
+        ...
+
+    async def add(self, key: ApiKey, secret: KeySecret) -> None:
+        """Insert a key with its first secret."""
+        ...
+
+    async def list(self, *, limit: int, after: str | None, where: KeyFilter) -> list[ApiKey]:
+        """Keys ordered by id after the cursor id."""
+        ...
+
+    async def update(self, key: ApiKey, *, expected_version: int) -> bool:
+        """Write ``key`` if its stored version is still ``expected_version`` (optimistic lock).
+
+        Returns:
+            Whether the row was written; ``False`` means a concurrent change won.
+        """
+        ...
+
+    async def remove(self, key_id: str) -> bool:
+        """Delete the key and its secrets; whether it existed."""
+        ...
+
+    async def add_secret(self, secret: KeySecret) -> None:
+        """Attach another secret to an existing key."""
+        ...
+
+    async def retire_secrets(self, key_id: str, *, grace_end: datetime, now: datetime) -> None:
+        """End the key's current secret at ``grace_end`` and any older live one at ``now``."""
+        ...
+
+
+class SecretLookup(Protocol):
+    """Finds the verify record of a presented key by digest, across tenants, in one query."""
+
+    async def find(self, digests: Sequence[bytes]) -> KeyRecord | None:
+        """The record whose secret has one of ``digests`` (one per pepper version)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RootKeyMatch:
+    """A root key found by digest, with its account, for authentication."""
+
+    root_key: RootKey
+    account: ServiceAccount
+    pepper_version: int
+
+
+class ServiceAccountRepository(Protocol):
+    """Service accounts and root keys, bound to one tenant or to the platform (``None``)."""
+
+    tenant_id: str | None
+
+    async def get(self, account_id: str) -> ServiceAccount | None:
+        """The account in this scope, or ``None``."""
+        ...
+
+    async def add(self, account: ServiceAccount) -> None:
+        """Insert an account."""
+        ...
+
+    async def list(self, *, limit: int, after: str | None) -> list[ServiceAccount]:
+        """Accounts of this scope ordered by id after the cursor id."""
+        ...
+
+    async def add_root_key(self, root_key: RootKey, *, digest: bytes, pepper_version: int) -> None:
+        """Insert a root key of an account of this scope."""
+        ...
+
+    async def get_root_key(self, account_id: str, root_key_id: str) -> RootKey | None:
+        """A root key of an account of this scope, or ``None``."""
+        ...
+
+    async def list_root_keys(self, account_id: str) -> builtins.list[RootKey]:
+        """The root keys of an account of this scope, oldest first."""
+        ...
+
+    async def revoke_root_key(self, root_key_id: str, *, at: datetime) -> None:
+        """Mark a root key revoked."""
+        ...
+
+
+class RootKeyLookup(Protocol):
+    """Finds a live root key by digest, across scopes, for authentication."""
+
+    async def find(self, digests: Sequence[bytes]) -> RootKeyMatch | None:
+        """The live (unrevoked) root key with one of ``digests``, or ``None``."""
+        ...
+
+    async def bootstrap_exists(self) -> bool:
+        """Whether the platform bootstrap account has a live root key."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LastUsed:
+    """A write-behind update of a key's ``last_used_at``."""
+
+    tenant_id: str
+    key_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rehash:
+    """A write-behind re-hash of a secret found under an old pepper."""
+
+    tenant_id: str
+    secret_id: str
+    digest: bytes
+    pepper_version: int
+
+    def __repr__(self) -> str:
+        return f"Rehash(secret_id={self.secret_id!r}, pepper_version={self.pepper_version})"
+
+
+class UsageWriter(Protocol):
+    """Batched writes that verify defers off its hot path."""
+
+    async def write_last_used(self, items: Sequence[LastUsed]) -> None:
+        """Apply ``last_used_at`` updates (each scoped by its tenant)."""
+        ...
+
+    async def write_rehashes(self, items: Sequence[Rehash]) -> None:
+        """Replace digests found under an old pepper with current-pepper digests."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: repositories share it; nothing is written until ``commit``."""
+
+    @property
+    def tenants(self) -> TenantRepository:
+        """Tenants."""
+        ...
+
+    @property
+    def secrets(self) -> SecretLookup:
+        """The cold-verify lookup."""
+        ...
+
+    @property
+    def root_keys(self) -> RootKeyLookup:
+        """The authentication lookup."""
+        ...
+
+    @property
+    def usage(self) -> UsageWriter:
+        """Write-behind statements."""
+        ...
+
+    def keys(self, tenant_id: str) -> KeyRepository:
+        """The key repository bound to ``tenant_id``."""
+        ...
+
+    def service_accounts(self, tenant_id: str | None) -> ServiceAccountRepository:
+        """The service-account repository bound to a tenant or the platform."""
+        ...
+
+    async def commit(self) -> None:
+        """Commit the transaction."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Roll back unless ``commit`` ran."""
+        ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+T = TypeVar("T")
+
+
+class Cache(Protocol, Generic[T]):
+    """A bounded cache of lookups by digest, including misses (``None`` values).
+
+    Entries carry an owner id so one change (revoke, rotate …) drops every digest of its
+    object. A multi-replica implementation broadcasts ``invalidate`` to the other replicas.
+    """
+
+    def get(self, digest: bytes) -> tuple[T | None, float] | None:
+        """``(value_or_None, expires_at)`` for a cached digest, or ``None`` if not cached."""
+        ...
+
+    def put(self, digest: bytes, value: T | None, *, owner: str | None, expires_at: float) -> None:
+        """Cache a found value (with its owner id) or a miss (``None``) until ``expires_at``."""
+        ...
+
+    def invalidate(self, owner: str) -> None:
+        """Drop every entry owned by ``owner``."""
+        ...
+
+    def clear(self) -> None:
+        """Drop everything (used when a whole tenant goes away)."""
+        ...

@@ -1,0 +1,74 @@
+"""Write-behind of what verify learns: ``last_used_at`` and pepper upgrades.
+
+Verify only records into dicts (no I/O on the hot path); a background task flushes them in one
+batched transaction every few seconds and once more on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from keyrack.errors import BackendUnavailable
+from keyrack.services.clock import to_datetime
+from keyrack.services.ports import LastUsed, Rehash, UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
+
+MAX_PENDING = 1_000_000
+
+
+class WriteBehind:
+    """Buffers verify's deferred writes and flushes them in batches."""
+
+    __slots__ = ("_last_used", "_rehashes", "_uow")
+
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+        self._last_used: dict[str, tuple[str, float]] = {}
+        self._rehashes: dict[str, Rehash] = {}
+
+    def touch(self, tenant_id: str, key_id: str, now: float) -> None:
+        """Remember that ``key_id`` was used at ``now`` (latest wins)."""
+        if len(self._last_used) < MAX_PENDING:
+            self._last_used[key_id] = (tenant_id, now)
+
+    def rehash(self, item: Rehash) -> None:
+        """Schedule a secret's digest upgrade to the current pepper."""
+        self._rehashes[item.secret_id] = item
+
+    @property
+    def pending(self) -> int:
+        """How many writes wait for the next flush."""
+        return len(self._last_used) + len(self._rehashes)
+
+    async def flush(self) -> int:
+        """Write everything pending in one transaction; on failure keep it for the next try.
+
+        Returns:
+            The number of rows written.
+        """
+        if not self._last_used and not self._rehashes:
+            return 0
+        last_used, self._last_used = self._last_used, {}
+        rehashes, self._rehashes = self._rehashes, {}
+        items = [
+            LastUsed(tenant_id=tenant, key_id=key_id, at=to_datetime(at))
+            for key_id, (tenant, at) in last_used.items()
+        ]
+        try:
+            async with self._uow() as uow:
+                if items:
+                    await uow.usage.write_last_used(items)
+                if rehashes:
+                    await uow.usage.write_rehashes(list(rehashes.values()))
+                await uow.commit()
+        except BackendUnavailable:
+            logger.warning(
+                "writebehind.flush_failed", extra={"pending": len(items) + len(rehashes)}
+            )
+            for key_id, value in last_used.items():
+                self._last_used.setdefault(key_id, value)
+            for secret_id, item in rehashes.items():
+                self._rehashes.setdefault(secret_id, item)
+            return 0
+        return len(items) + len(rehashes)

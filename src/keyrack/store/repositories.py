@@ -1,0 +1,535 @@
+"""Repositories: rows <-> domain objects. Bound to a tenant; they never commit."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, delete, exists, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keyrack.domain.models import (
+    ApiKey,
+    KeyRecord,
+    KeySecret,
+    KeyStatus,
+    RootKey,
+    ServiceAccount,
+    Tenant,
+)
+from keyrack.domain.permissions import Permission
+from keyrack.errors import DuplicateSlug
+from keyrack.services.ports import KeyFilter, LastUsed, Rehash, RootKeyMatch
+from keyrack.store.tables import (
+    ApiKeyRow,
+    KeySecretRow,
+    RootKeyRow,
+    ServiceAccountRow,
+    TenantRow,
+)
+
+
+def _tenant(row: TenantRow) -> Tenant:
+    return Tenant(
+        id=row.id,
+        name=row.name,
+        slug=row.slug,
+        key_prefix=row.key_prefix,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlTenantRepository:
+    """Tenants (the platform-level table)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, tenant_id: str) -> Tenant | None:
+        """The tenant, or ``None``."""
+        row = await self._session.get(TenantRow, tenant_id)
+        return None if row is None else _tenant(row)
+
+    async def _flush_unique(self) -> None:
+        try:
+            await self._session.flush()
+        except IntegrityError as exc:
+            raise DuplicateSlug from exc
+
+    async def add(self, tenant: Tenant) -> None:
+        """Insert; a taken slug raises ``DuplicateSlug``."""
+        self._session.add(
+            TenantRow(
+                id=tenant.id,
+                name=tenant.name,
+                slug=tenant.slug,
+                key_prefix=tenant.key_prefix,
+                created_at=tenant.created_at,
+                updated_at=tenant.updated_at,
+            )
+        )
+        await self._flush_unique()
+
+    async def update(self, tenant: Tenant) -> None:
+        """Write back name, slug, prefix and update time."""
+        await self._session.execute(
+            update(TenantRow)
+            .where(TenantRow.id == tenant.id)
+            .values(
+                name=tenant.name,
+                slug=tenant.slug,
+                key_prefix=tenant.key_prefix,
+                updated_at=tenant.updated_at,
+            )
+        )
+        await self._flush_unique()
+
+    async def remove(self, tenant_id: str) -> bool:
+        """Delete the tenant; foreign keys cascade to everything it owns."""
+        result = await self._session.execute(delete(TenantRow).where(TenantRow.id == tenant_id))
+        return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of a DELETE
+
+    async def list(self, *, limit: int, after: str | None, only: str | None) -> list[Tenant]:
+        """Tenants by id after the cursor."""
+        stmt = select(TenantRow).order_by(TenantRow.id).limit(limit)
+        if after is not None:
+            stmt = stmt.where(TenantRow.id > after)
+        if only is not None:
+            stmt = stmt.where(TenantRow.id == only)
+        return [_tenant(row) for row in await self._session.scalars(stmt)]
+
+
+def _key(row: ApiKeyRow) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        name=row.name,
+        description=row.description,
+        start=row.start,
+        status=KeyStatus(row.status),
+        expires_at=row.expires_at,
+        owner_id=row.owner_id,
+        identity_id=row.identity_id,
+        meta=row.meta,
+        permissions=tuple(row.permissions),
+        roles=tuple(row.roles),
+        system=row.system,
+        recoverable=row.recoverable,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+        version=row.version,
+    )
+
+
+def _key_values(key: ApiKey) -> dict[str, Any]:
+    return {
+        "name": key.name,
+        "description": key.description,
+        "start": key.start,
+        "status": key.status.value,
+        "expires_at": key.expires_at,
+        "owner_id": key.owner_id,
+        "identity_id": key.identity_id,
+        "meta": key.meta,
+        "permissions": list(key.permissions),
+        "roles": list(key.roles),
+        "system": key.system,
+        "recoverable": key.recoverable,
+        "version": key.version,
+        "updated_at": key.updated_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+def _secret_row(secret: KeySecret) -> KeySecretRow:
+    return KeySecretRow(
+        id=secret.id,
+        tenant_id=secret.tenant_id,
+        key_id=secret.key_id,
+        digest=secret.digest,
+        pepper_version=secret.pepper_version,
+        start=secret.start,
+        created_at=secret.created_at,
+        expires_at=secret.expires_at,
+    )
+
+
+class SqlKeyRepository:
+    """API keys of one tenant; every statement filters on ``tenant_id``."""
+
+    def __init__(self, session: AsyncSession, tenant_id: str) -> None:
+        self._session = session
+        self.tenant_id = tenant_id
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        """The key in this tenant, or ``None``."""
+        row = await self._session.scalar(
+            select(ApiKeyRow).where(ApiKeyRow.tenant_id == self.tenant_id, ApiKeyRow.id == key_id)
+        )
+        return None if row is None else _key(row)
+
+    async def add(self, key: ApiKey, secret: KeySecret) -> None:
+        """Insert a key and its first secret."""
+        if key.tenant_id != self.tenant_id or secret.tenant_id != self.tenant_id:
+            raise ValueError("key belongs to another tenant than this repository")
+        self._session.add(
+            ApiKeyRow(
+                id=key.id, tenant_id=key.tenant_id, created_at=key.created_at, **_key_values(key)
+            )
+        )
+        await self._session.flush()
+        self._session.add(_secret_row(secret))
+        await self._session.flush()
+
+    async def list(self, *, limit: int, after: str | None, where: KeyFilter) -> list[ApiKey]:
+        """Keys of this tenant by id after the cursor."""
+        stmt = (
+            select(ApiKeyRow)
+            .where(ApiKeyRow.tenant_id == self.tenant_id)
+            .order_by(ApiKeyRow.id)
+            .limit(limit)
+        )
+        if after is not None:
+            stmt = stmt.where(ApiKeyRow.id > after)
+        if where.status is not None:
+            stmt = stmt.where(ApiKeyRow.status == where.status.value)
+        if where.owner_id is not None:
+            stmt = stmt.where(ApiKeyRow.owner_id == where.owner_id)
+        if not where.include_system:
+            stmt = stmt.where(ApiKeyRow.system.is_(False))
+        return [_key(row) for row in await self._session.scalars(stmt)]
+
+    async def update(self, key: ApiKey, *, expected_version: int) -> bool:
+        """Compare-and-set on ``version``."""
+        result = await self._session.execute(
+            update(ApiKeyRow)
+            .where(
+                ApiKeyRow.tenant_id == self.tenant_id,
+                ApiKeyRow.id == key.id,
+                ApiKeyRow.version == expected_version,
+            )
+            .values(**_key_values(key))
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+
+    async def remove(self, key_id: str) -> bool:
+        """Delete the key (its secrets go with it)."""
+        await self._session.execute(
+            delete(KeySecretRow).where(
+                KeySecretRow.tenant_id == self.tenant_id, KeySecretRow.key_id == key_id
+            )
+        )
+        result = await self._session.execute(
+            delete(ApiKeyRow).where(ApiKeyRow.tenant_id == self.tenant_id, ApiKeyRow.id == key_id)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of a DELETE
+
+    async def add_secret(self, secret: KeySecret) -> None:
+        """Attach a secret to a key of this tenant."""
+        if secret.tenant_id != self.tenant_id:
+            raise ValueError("secret belongs to another tenant than this repository")
+        self._session.add(_secret_row(secret))
+        await self._session.flush()
+
+    async def retire_secrets(self, key_id: str, *, grace_end: datetime, now: datetime) -> None:
+        """Current secret ends at ``grace_end``; secrets still in an older grace end ``now``."""
+        mine = and_(KeySecretRow.tenant_id == self.tenant_id, KeySecretRow.key_id == key_id)
+        await self._session.execute(
+            update(KeySecretRow)
+            .where(mine, KeySecretRow.expires_at.is_not(None), KeySecretRow.expires_at > now)
+            .values(expires_at=now)
+        )
+        await self._session.execute(
+            update(KeySecretRow)
+            .where(mine, KeySecretRow.expires_at.is_(None))
+            .values(expires_at=grace_end)
+        )
+
+
+_RECORD_COLUMNS = (
+    KeySecretRow.id,
+    KeySecretRow.key_id,
+    KeySecretRow.tenant_id,
+    KeySecretRow.pepper_version,
+    KeySecretRow.expires_at,
+    ApiKeyRow.status,
+    ApiKeyRow.expires_at,
+    ApiKeyRow.name,
+    ApiKeyRow.owner_id,
+    ApiKeyRow.identity_id,
+    ApiKeyRow.meta,
+    ApiKeyRow.permissions,
+    ApiKeyRow.roles,
+)
+
+
+class SqlSecretLookup:
+    """The cold verify: one indexed query by digest that joins everything verify needs.
+
+    Not tenant-bound by design: the digest of a ≥160-bit secret is the identifier, and the
+    service compares the found tenant with the caller's scope before answering.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def find(self, digests: Sequence[bytes]) -> KeyRecord | None:
+        """The record of the secret with one of ``digests``."""
+        stmt = (
+            select(*_RECORD_COLUMNS)
+            .join(
+                ApiKeyRow,
+                and_(
+                    ApiKeyRow.id == KeySecretRow.key_id,
+                    ApiKeyRow.tenant_id == KeySecretRow.tenant_id,
+                ),
+            )
+            .where(KeySecretRow.digest.in_(digests))
+            .limit(1)
+        )
+        row = (await self._session.execute(stmt)).first()
+        if row is None:
+            return None
+        (
+            secret_id,
+            key_id,
+            tenant_id,
+            pepper_version,
+            secret_end,
+            status,
+            key_end,
+            name,
+            owner_id,
+            identity_id,
+            meta,
+            permissions,
+            roles,
+        ) = row
+        ends = [moment.timestamp() for moment in (secret_end, key_end) if moment is not None]
+        return KeyRecord(
+            key_id=key_id,
+            tenant_id=tenant_id,
+            secret_id=secret_id,
+            pepper_version=pepper_version,
+            status=KeyStatus(status),
+            valid_until=min(ends) if ends else None,
+            name=name,
+            owner_id=owner_id,
+            identity_id=identity_id,
+            meta=meta,
+            permissions=tuple(permissions),
+            roles=tuple(roles),
+            expires_at=key_end,
+        )
+
+
+def _account(row: ServiceAccountRow) -> ServiceAccount:
+    return ServiceAccount(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        name=row.name,
+        permissions=frozenset(
+            Permission(p) for p in row.permissions if p in Permission.__members__.values()
+        ),
+        is_bootstrap=row.is_bootstrap,
+        created_at=row.created_at,
+    )
+
+
+def _root_key(row: RootKeyRow) -> RootKey:
+    return RootKey(
+        id=row.id,
+        service_account_id=row.service_account_id,
+        tenant_id=row.tenant_id,
+        start=row.start,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class SqlServiceAccountRepository:
+    """Service accounts of one tenant, or of the platform when ``tenant_id`` is ``None``."""
+
+    def __init__(self, session: AsyncSession, tenant_id: str | None) -> None:
+        self._session = session
+        self.tenant_id = tenant_id
+
+    def _scope(self) -> Any:  # a SQLAlchemy boolean clause
+        if self.tenant_id is None:
+            return ServiceAccountRow.tenant_id.is_(None)
+        return ServiceAccountRow.tenant_id == self.tenant_id
+
+    async def get(self, account_id: str) -> ServiceAccount | None:
+        """The account in this scope, or ``None``."""
+        row = await self._session.scalar(
+            select(ServiceAccountRow).where(self._scope(), ServiceAccountRow.id == account_id)
+        )
+        return None if row is None else _account(row)
+
+    async def add(self, account: ServiceAccount) -> None:
+        """Insert an account of this scope."""
+        if account.tenant_id != self.tenant_id:
+            raise ValueError("account belongs to another scope than this repository")
+        self._session.add(
+            ServiceAccountRow(
+                id=account.id,
+                tenant_id=account.tenant_id,
+                name=account.name,
+                permissions=sorted(account.permissions),
+                is_bootstrap=account.is_bootstrap,
+                created_at=account.created_at,
+            )
+        )
+        await self._session.flush()
+
+    async def list(self, *, limit: int, after: str | None) -> list[ServiceAccount]:
+        """Accounts of this scope by id after the cursor."""
+        stmt = (
+            select(ServiceAccountRow)
+            .where(self._scope())
+            .order_by(ServiceAccountRow.id)
+            .limit(limit)
+        )
+        if after is not None:
+            stmt = stmt.where(ServiceAccountRow.id > after)
+        return [_account(row) for row in await self._session.scalars(stmt)]
+
+    def _root_scope(self) -> Any:  # a SQLAlchemy boolean clause
+        if self.tenant_id is None:
+            return RootKeyRow.tenant_id.is_(None)
+        return RootKeyRow.tenant_id == self.tenant_id
+
+    async def add_root_key(self, root_key: RootKey, *, digest: bytes, pepper_version: int) -> None:
+        """Insert a root key of an account of this scope."""
+        if root_key.tenant_id != self.tenant_id:
+            raise ValueError("root key belongs to another scope than this repository")
+        self._session.add(
+            RootKeyRow(
+                id=root_key.id,
+                service_account_id=root_key.service_account_id,
+                tenant_id=root_key.tenant_id,
+                digest=digest,
+                pepper_version=pepper_version,
+                start=root_key.start,
+                created_at=root_key.created_at,
+                revoked_at=None,
+            )
+        )
+        await self._session.flush()
+
+    async def get_root_key(self, account_id: str, root_key_id: str) -> RootKey | None:
+        """A root key of an account in this scope."""
+        row = await self._session.scalar(
+            select(RootKeyRow).where(
+                self._root_scope(),
+                RootKeyRow.service_account_id == account_id,
+                RootKeyRow.id == root_key_id,
+            )
+        )
+        return None if row is None else _root_key(row)
+
+    async def list_root_keys(self, account_id: str) -> builtins.list[RootKey]:
+        """Root keys of an account in this scope, oldest first."""
+        rows = await self._session.scalars(
+            select(RootKeyRow)
+            .where(self._root_scope(), RootKeyRow.service_account_id == account_id)
+            .order_by(RootKeyRow.id)
+        )
+        return [_root_key(row) for row in rows]
+
+    async def revoke_root_key(self, root_key_id: str, *, at: datetime) -> None:
+        """Mark a root key of this scope revoked."""
+        await self._session.execute(
+            update(RootKeyRow)
+            .where(self._root_scope(), RootKeyRow.id == root_key_id)
+            .values(revoked_at=at)
+        )
+
+
+class SqlRootKeyLookup:
+    """Authentication lookup of root keys by digest (the digest is the identifier)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def find(self, digests: Sequence[bytes]) -> RootKeyMatch | None:
+        """The live root key with one of ``digests``, joined with its account."""
+        row = (
+            await self._session.execute(
+                select(RootKeyRow, ServiceAccountRow)
+                .join(ServiceAccountRow, ServiceAccountRow.id == RootKeyRow.service_account_id)
+                .where(RootKeyRow.digest.in_(digests), RootKeyRow.revoked_at.is_(None))
+                .limit(1)
+            )
+        ).first()
+        if row is None:
+            return None
+        root_row, account_row = row
+        return RootKeyMatch(
+            root_key=_root_key(root_row),
+            account=_account(account_row),
+            pepper_version=root_row.pepper_version,
+        )
+
+    async def bootstrap_exists(self) -> bool:
+        """Whether a live root key of the bootstrap account exists."""
+        stmt = select(
+            exists()
+            .where(RootKeyRow.service_account_id == ServiceAccountRow.id)
+            .where(ServiceAccountRow.is_bootstrap.is_(True), RootKeyRow.revoked_at.is_(None))
+        )
+        return bool(await self._session.scalar(stmt))
+
+
+class SqlUsageWriter:
+    """Batched write-behind statements (executemany), each row scoped by its tenant."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def write_last_used(self, items: Sequence[LastUsed]) -> None:
+        """Set ``last_used_at`` where it moves forward."""
+        table = cast(Table, ApiKeyRow.__table__)
+        keys = table.c
+        stmt = (
+            update(table)
+            .where(
+                keys.tenant_id == bindparam("b_tenant"),
+                keys.id == bindparam("b_key"),
+                or_(keys.last_used_at.is_(None), keys.last_used_at < bindparam("b_at")),
+            )
+            .values(last_used_at=bindparam("b_at"))
+        )
+        connection = await self._session.connection()
+        await connection.execute(
+            stmt, [{"b_tenant": i.tenant_id, "b_key": i.key_id, "b_at": i.at} for i in items]
+        )
+
+    async def write_rehashes(self, items: Sequence[Rehash]) -> None:
+        """Replace old-pepper digests with current ones."""
+        table = cast(Table, KeySecretRow.__table__)
+        secrets = table.c
+        stmt = (
+            update(table)
+            .where(secrets.tenant_id == bindparam("b_tenant"), secrets.id == bindparam("b_id"))
+            .values(digest=bindparam("b_digest"), pepper_version=bindparam("b_version"))
+        )
+        connection = await self._session.connection()
+        await connection.execute(
+            stmt,
+            [
+                {
+                    "b_tenant": i.tenant_id,
+                    "b_id": i.secret_id,
+                    "b_digest": i.digest,
+                    "b_version": i.pepper_version,
+                }
+                for i in items
+            ],
+        )

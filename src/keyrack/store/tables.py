@@ -1,0 +1,156 @@
+"""Typed table definitions. Every tenant-owned table leads its indexes with ``tenant_id``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(32)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every dialect (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store UTC; naive values are refused rather than guessed."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(  # documented below
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002  # part of SQLAlchemy's signature
+    ) -> datetime | None:
+        """Return aware UTC datetimes."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names for Alembic."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime()}  # noqa: RUF012  # SQLAlchemy reads it as a class attribute
+
+
+class TenantRow(Base):
+    """A tenant."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(33))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ApiKeyRow(Base):
+    """An end-user API key (its secrets live in ``key_secrets``)."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index(None, "tenant_id", "id"),
+        Index(None, "tenant_id", "owner_id"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    start: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime | None]
+    owner_id: Mapped[str | None] = mapped_column(String(255))
+    identity_id: Mapped[str | None] = mapped_column(ID)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    permissions: Mapped[list[str]] = mapped_column(JSON)
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    system: Mapped[bool] = mapped_column(Boolean, default=False)
+    recoverable: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class KeySecretRow(Base):
+    """One secret of a key: HMAC digest (unique), pepper version, grace end."""
+
+    __tablename__ = "key_secrets"
+    __table_args__ = (Index(None, "tenant_id", "key_id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    key_id: Mapped[str] = mapped_column(ID, ForeignKey("api_keys.id", ondelete="CASCADE"))
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    pepper_version: Mapped[int] = mapped_column(Integer)
+    start: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+
+
+class ServiceAccountRow(Base):
+    """A machine principal; ``tenant_id`` is NULL for platform accounts."""
+
+    __tablename__ = "service_accounts"
+    __table_args__ = (Index(None, "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(ID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    permissions: Mapped[list[str]] = mapped_column(JSON)
+    is_bootstrap: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class RootKeyRow(Base):
+    """A root key of a service account: digest only, never the key."""
+
+    __tablename__ = "root_keys"
+    __table_args__ = (Index(None, "tenant_id", "service_account_id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    service_account_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("service_accounts.id", ondelete="CASCADE")
+    )
+    tenant_id: Mapped[str | None] = mapped_column(ID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    pepper_version: Mapped[int] = mapped_column(Integer)
+    start: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

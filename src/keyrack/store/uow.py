@@ -1,0 +1,84 @@
+"""The unit of work: one session and transaction shared by the repositories of a use case."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from keyrack.errors import BackendUnavailable, Conflict
+from keyrack.store.repositories import (
+    SqlKeyRepository,
+    SqlRootKeyLookup,
+    SqlSecretLookup,
+    SqlServiceAccountRepository,
+    SqlTenantRepository,
+    SqlUsageWriter,
+)
+
+
+class SqlUnitOfWork:
+    """Rolls back unless ``commit`` ran; turns driver failures into keyrack errors."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        """The open session (only inside ``async with``)."""
+        if self._session is None:
+            raise RuntimeError("unit of work used outside 'async with'")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        session = self._sessions()
+        self._session = session
+        self.tenants = SqlTenantRepository(session)
+        self.secrets = SqlSecretLookup(session)
+        self.root_keys = SqlRootKeyLookup(session)
+        self.usage = SqlUsageWriter(session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self.session
+        self._session = None
+        try:
+            await session.rollback()
+            await session.close()
+        except DBAPIError:
+            # The connection is already broken; the original error below says why.
+            pass
+        if isinstance(exc, IntegrityError):
+            raise Conflict("the change conflicts with existing data") from exc
+        if isinstance(exc, DBAPIError | OSError) and not isinstance(exc, IntegrityError):
+            raise BackendUnavailable("the database is unavailable; retry later") from exc
+
+    def keys(self, tenant_id: str) -> SqlKeyRepository:
+        """Keys bound to ``tenant_id``."""
+        return SqlKeyRepository(self.session, tenant_id)
+
+    def service_accounts(self, tenant_id: str | None) -> SqlServiceAccountRepository:
+        """Service accounts bound to a tenant or the platform."""
+        return SqlServiceAccountRepository(self.session, tenant_id)
+
+    async def commit(self) -> None:
+        """Commit the transaction."""
+        try:
+            await self.session.commit()
+        except IntegrityError as exc:
+            raise Conflict("the change conflicts with existing data") from exc
+        except (OperationalError, OSError) as exc:
+            raise BackendUnavailable("the database is unavailable; retry later") from exc
+
+
+def unit_of_work_factory(sessions: async_sessionmaker[AsyncSession]) -> SqlUnitOfWork:
+    """A new unit of work (the factory services receive is ``lambda: ...``)."""
+    return SqlUnitOfWork(sessions)
