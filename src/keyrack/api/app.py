@@ -1,0 +1,134 @@
+"""``create_app(settings)``: the FastAPI application and its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from keyrack import __version__
+from keyrack.api import problems
+from keyrack.api.middleware import GuardMiddleware
+from keyrack.api.routers import accounts, health, keys, tenants, verify
+from keyrack.config import Settings
+from keyrack.runtime import Runtime, open_runtime
+from keyrack.schemas.common import Problem
+from keyrack.schemas.verify import VerifyRequest, VerifyResponse
+
+logger = logging.getLogger(__name__)
+
+_DESCRIPTION = (
+    "Issue, verify, rotate and revoke API keys for a multi-tenant platform. Management routes "
+    "take a root key as `Authorization: Bearer krroot_…`; errors are RFC 9457 problem+json."
+)
+
+
+def _verify_openapi(schema: dict[str, Any]) -> None:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (VerifyRequest, VerifyResponse, Problem):
+        generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(generated.pop("$defs", {}))
+        components[model.__name__] = generated
+
+    def ref(name: str) -> dict[str, Any]:
+        return {"schema": {"$ref": f"#/components/schemas/{name}"}}
+
+    schema["paths"]["/v1/verify"] = {
+        "post": {
+            "tags": ["verify"],
+            "summary": "Verify an API key",
+            "description": (
+                "Always 200 for an answer about the key (`valid`, `code`); 401/403 only for the "
+                "caller's own root key, which needs `keys.verify`."
+            ),
+            "operationId": "verify_key",
+            "security": [{"HTTPBearer": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": ref("VerifyRequest")},
+            },
+            "responses": {
+                "200": {
+                    "description": "The verify answer",
+                    "content": {"application/json": ref("VerifyResponse")},
+                },
+                "401": {
+                    "description": "Missing or invalid root key",
+                    "content": {"application/problem+json": ref("Problem")},
+                },
+                "403": {
+                    "description": "Root key lacks keys.verify",
+                    "content": {"application/problem+json": ref("Problem")},
+                },
+                "422": {
+                    "description": "Invalid body",
+                    "content": {"application/problem+json": ref("Problem")},
+                },
+            },
+        }
+    }
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the application. Nothing connects until the lifespan starts.
+
+    Args:
+        settings: The process settings.
+        runtime: Services built by the caller (tests, embedding); the caller then owns
+            their lifetime. By default the lifespan opens and closes its own.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = runtime is None
+        rt = runtime if runtime is not None else await open_runtime(settings)
+        app.state.runtime = rt
+        rt.start_background()
+        logger.info("server.started")
+        try:
+            yield
+        finally:
+            if owned:
+                await rt.close()
+
+    app = FastAPI(
+        title="keyrack",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    problems.install(app)
+    app.add_middleware(GuardMiddleware)
+    app.add_route("/v1/verify", verify.verify, methods=["POST"], include_in_schema=False)
+    for router in (health.router, tenants.router, keys.router, accounts.router):
+        app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            _verify_openapi(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The factory ``keyrack serve`` hands to uvicorn: settings from ``KEYRACK_*``."""
+    from keyrack.logging import configure  # noqa: PLC0415  # only entrypoints configure logging
+
+    settings = Settings()
+    configure(settings)
+    return create_app(settings)

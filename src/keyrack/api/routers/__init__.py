@@ -1,0 +1,1 @@
+"""Thin routers: take the dependencies, call one service method, return a schema."""
