@@ -11,6 +11,7 @@ The tree::
       Conflict                        409
         KeyAlreadyRevoked, DuplicateSlug, ConcurrentUpdate
       AuthenticationFailed            401
+        ApiKeyRejected                (the library's route guard: outcome in details)
       PermissionDenied                403
       InvalidInput                    422 (400 for PermissionQuerySyntax)
       BackendUnavailable              503 (database or Redis down; wraps the cause)
@@ -25,6 +26,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "ApiKeyRejected",
     "AuthenticationFailed",
     "BackendUnavailable",
     "ConcurrentUpdate",
@@ -124,6 +126,16 @@ class AuthenticationFailed(KeyrackError):
 
     code = "auth.unauthenticated"
     default_message = "a valid root key is required (Authorization: Bearer krroot_...)"
+
+
+class ApiKeyRejected(AuthenticationFailed):
+    """The API key presented to a guarded route did not verify (``details["outcome"]``)."""
+
+    code = "api_key.rejected"
+    default_message = "a valid API key is required"
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(f"the API key was rejected: {outcome}", outcome=outcome)
 
 
 class PermissionDenied(KeyrackError):

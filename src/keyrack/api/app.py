@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from keyrack import __version__
+from keyrack._version import __version__
 from keyrack.api import problems
 from keyrack.api.middleware import GuardMiddleware
 from keyrack.api.routers import accounts, health, keys, tenants, verify

@@ -92,6 +92,10 @@ class KeyService:
         self._clock = clock
         self._entropy = entropy
         self._cache = cache
+        # Keys with a rotation in flight in this process: an overlapping rotation of the same
+        # key answers 409 at once instead of racing (across processes the row lock and the
+        # version check decide).
+        self._rotating: set[str] = set()
 
     def _new_id(self, prefix: str, now: float) -> str:
         return ids.new_id(prefix, now_ms=int(now * 1000), entropy=self._entropy(ids.ENTROPY_BYTES))
@@ -299,11 +303,25 @@ class KeyService:
         authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id)
         if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
             raise InvalidInput(f"grace_seconds must be between 0 and {MAX_GRACE_SECONDS}")
+        if key_id in self._rotating:
+            raise ConcurrentUpdate("a rotation of this key is already in progress")
+        self._rotating.add(key_id)
+        try:
+            updated, plaintext = await self._rotate(tenant_id, key_id, grace_seconds)
+        finally:
+            self._rotating.discard(key_id)
+        self._cache.invalidate(key_id)
+        logger.info("key.rotated", extra={"tenant_id": tenant_id, "key_id": key_id})
+        return updated, plaintext
+
+    async def _rotate(self, tenant_id: str, key_id: str, grace_seconds: int) -> tuple[ApiKey, str]:
         now = self._clock.now()
         async with self._uow() as uow:
             prefix = await self._tenant_prefix(uow, tenant_id)
             repo = uow.keys(tenant_id)
-            key = await self._existing(repo, key_id)
+            key = await repo.get(key_id, for_update=True)
+            if key is None:
+                raise KeyNotFound
             if key.status is KeyStatus.REVOKED:
                 raise KeyAlreadyRevoked
             secret, plaintext = self._new_secret(
@@ -318,8 +336,6 @@ class KeyService:
             await repo.retire_secrets(key_id, grace_end=grace_end, now=moment)
             await repo.add_secret(secret)
             await uow.commit()
-        self._cache.invalidate(key_id)
-        logger.info("key.rotated", extra={"tenant_id": tenant_id, "key_id": key_id})
         return updated, plaintext
 
     async def delete(self, actor: Principal, tenant_id: str, key_id: str) -> None:

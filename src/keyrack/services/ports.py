@@ -70,8 +70,12 @@ class KeyRepository(Protocol):
 
     tenant_id: str
 
-    async def get(self, key_id: str) -> ApiKey | None:
-        """The key, or ``None`` (also for another tenant's key)."""
+    async def get(self, key_id: str, *, for_update: bool = False) -> ApiKey | None:
+        """The key, or ``None`` (also for another tenant's key).
+
+        With ``for_update``, lock the row for this transaction where the database can; if
+        another transaction holds the lock, raise ``ConcurrentUpdate`` instead of waiting.
+        """
         ...
 
     async def add(self, key: ApiKey, secret: KeySecret) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, exists, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyrack.domain.models import (
@@ -21,7 +21,7 @@ from keyrack.domain.models import (
     Tenant,
 )
 from keyrack.domain.permissions import Permission
-from keyrack.errors import DuplicateSlug
+from keyrack.errors import ConcurrentUpdate, DuplicateSlug
 from keyrack.services.ports import KeyFilter, LastUsed, Rehash, RootKeyMatch
 from keyrack.store.tables import (
     ApiKeyRow,
@@ -30,6 +30,8 @@ from keyrack.store.tables import (
     ServiceAccountRow,
     TenantRow,
 )
+
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL SQLSTATE for a NOWAIT lock conflict
 
 
 def _tenant(row: TenantRow) -> Tenant:
@@ -167,11 +169,21 @@ class SqlKeyRepository:
         self._session = session
         self.tenant_id = tenant_id
 
-    async def get(self, key_id: str) -> ApiKey | None:
-        """The key in this tenant, or ``None``."""
-        row = await self._session.scalar(
-            select(ApiKeyRow).where(ApiKeyRow.tenant_id == self.tenant_id, ApiKeyRow.id == key_id)
+    async def get(self, key_id: str, *, for_update: bool = False) -> ApiKey | None:
+        """The key in this tenant, or ``None``; ``for_update`` locks it (PostgreSQL, NOWAIT)."""
+        stmt = select(ApiKeyRow).where(
+            ApiKeyRow.tenant_id == self.tenant_id, ApiKeyRow.id == key_id
         )
+        if for_update:
+            # SQLite has no row locks (SQLAlchemy omits the clause there); its single writer
+            # plus the version check in ``update`` decide instead.
+            stmt = stmt.with_for_update(nowait=True)
+        try:
+            row = await self._session.scalar(stmt)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "pgcode", None) == _LOCK_NOT_AVAILABLE:
+                raise ConcurrentUpdate from exc
+            raise
         return None if row is None else _key(row)
 
     async def add(self, key: ApiKey, secret: KeySecret) -> None:
