@@ -6,7 +6,7 @@ Example::
     from keyrack import Keyrack, KeyGuard, VerifyResult
     from keyrack.guard import install_problem_handler
 
-    guard = KeyGuard()                      # uses app.state.keyrack
+    ApiKeyDep = Annotated[VerifyResult, Depends(KeyGuard())]   # uses app.state.keyrack
 
     @asynccontextmanager
     async def lifespan(app):
@@ -19,7 +19,7 @@ Yield:
     install_problem_handler(app)            # 401 answers as problem+json
 
     @app.get("/v1/chat")
-    async def chat(key: VerifyResult = Depends(guard)) -> dict[str, str]:
+    async def chat(key: ApiKeyDep) -> dict[str, str]:
         return {"key_id": key.record.key_id}
 """
 
