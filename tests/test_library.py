@@ -12,6 +12,8 @@ from keyrack.guard import install_problem_handler
 
 pytestmark = pytest.mark.anyio
 
+ApiKeyDep = Annotated[VerifyResult, Depends(KeyGuard())]
+
 
 async def test_open_create_verify_revoke(settings):
     async with await Keyrack.open(settings) as kr:
@@ -42,8 +44,6 @@ async def test_guard_protects_a_fastapi_route(settings):
     app = FastAPI(lifespan=lifespan)
     app.state.keyrack = kr
     install_problem_handler(app)
-
-    ApiKeyDep = Annotated[VerifyResult, Depends(KeyGuard())]
 
     @app.get("/chat")
     async def chat(result: ApiKeyDep) -> dict[str, str]:
