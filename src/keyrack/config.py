@@ -50,6 +50,7 @@ class Secrets:
 
     peppers: dict[int, bytes]
     master_keys: dict[int, bytes]
+    from_file: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -132,6 +133,7 @@ def load_secrets(settings: Settings) -> Secrets:
     return Secrets(
         peppers=parse_versioned(peppers, what="KEYRACK_PEPPERS"),
         master_keys=parse_versioned(masters, what="KEYRACK_MASTER_KEYS"),
+        from_file=settings.peppers is None or settings.master_keys is None,
     )
 
 

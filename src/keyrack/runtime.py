@@ -46,6 +46,7 @@ class Runtime:
     writes: WriteBehind
     key_cache: MemoryCache[KeyRecord]
     flush_interval: float
+    secrets_from_file: bool = False
     _flusher: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def uow(self) -> UnitOfWork:
@@ -142,4 +143,5 @@ async def open_runtime(
         writes=writes,
         key_cache=key_cache,
         flush_interval=settings.flush_interval_seconds,
+        secrets_from_file=secrets.from_file,
     )

@@ -88,6 +88,15 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         rt = runtime if runtime is not None else await open_runtime(settings)
         app.state.runtime = rt
         rt.start_background()
+        if rt.secrets_from_file:
+            logger.warning(
+                "secrets.from_file",
+                extra={
+                    "path": str(settings.secrets_file),
+                    "advice": "in production, hold KEYRACK_PEPPERS and KEYRACK_MASTER_KEYS "
+                    "in a secret store and pass them as environment variables",
+                },
+            )
         logger.info("server.started")
         try:
             yield

@@ -7,15 +7,14 @@ import asyncio
 import click
 from sqlalchemy import Connection, inspect, select
 
+from keyrack.cli.output import emit_json, json_option, note, show_fields
+from keyrack.cli.runner import pass_settings, run
 from keyrack.config import Settings, generate_secrets_file, secrets_configured
 from keyrack.errors import ConfigurationError
 from keyrack.runtime import Runtime
 from keyrack.store.engine import make_engine
 from keyrack.store.migrate import current_revision
 from keyrack.store.tables import KeySecretRow, RootKeyRow
-
-from keyrack.cli.output import emit_json, json_option, note, show_fields
-from keyrack.cli.runner import pass_settings, run
 
 
 def _holds_digests(connection: Connection) -> bool:
@@ -25,8 +24,7 @@ def _holds_digests(connection: Connection) -> bool:
         (RootKeyRow.__tablename__, select(RootKeyRow.id).limit(1)),
     )
     return any(
-        name in tables and connection.execute(probe).first() is not None
-        for name, probe in probes
+        name in tables and connection.execute(probe).first() is not None for name, probe in probes
     )
 
 

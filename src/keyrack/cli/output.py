@@ -59,9 +59,7 @@ def show_fields(fields: Mapping[str, object]) -> None:
         click.echo(f"{name + ':':<{width}} {text(value)}")
 
 
-def show_table(
-    columns: Sequence[str], rows: Sequence[Mapping[str, object]], *, empty: str
-) -> None:
+def show_table(columns: Sequence[str], rows: Sequence[Mapping[str, object]], *, empty: str) -> None:
     """Write ``rows`` as an aligned table of ``columns`` (``empty`` when there are none)."""
     if not rows:
         click.echo(empty)
@@ -70,7 +68,8 @@ def show_table(
     header = [column.upper() for column in columns]
     widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(columns))]
     for line in [header, *cells]:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        cells_text = "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        click.echo(cells_text.rstrip())
 
 
 def show_next_cursor(next_cursor: str | None) -> None:

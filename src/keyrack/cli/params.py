@@ -13,14 +13,16 @@ from keyrack.domain import validation
 from keyrack.domain.models import MAX_NAME_LENGTH
 
 
-class _Checked(click.ParamType):
+class _Checked(click.ParamType[str]):
     """A string checked by one of the domain's validators."""
 
     def __init__(self, name: str, check: Callable[[str], str]) -> None:
         self.name = name
         self._check = check
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
         """Return the checked string, or fail with the validator's message."""
         try:
             return self._check(str(value))
@@ -45,7 +47,7 @@ def _reject_constant(constant: str) -> NoReturn:
     raise ValueError(f"{constant} is not valid JSON")
 
 
-class JsonObject(click.ParamType):
+class JsonObject(click.ParamType[dict[str, object]]):
     """A JSON object within the meta bounds (16 KiB, depth 8)."""
 
     name = "json"
@@ -63,14 +65,14 @@ class JsonObject(click.ParamType):
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
         if not isinstance(parsed, dict):
-            self.fail("must be a JSON object, e.g. '{\"plan\": \"pro\"}'", param, ctx)
+            self.fail('must be a JSON object, e.g. \'{"plan": "pro"}\'', param, ctx)
         try:
             return validation.check_meta(parsed)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
 
-class AwareDateTime(click.ParamType):
+class AwareDateTime(click.ParamType[datetime]):
     """An ISO 8601 timestamp with a time zone (``2030-01-01T00:00:00Z``)."""
 
     name = "timestamp"

@@ -27,12 +27,11 @@ def child_environment(settings: Settings) -> dict[str, str]:
     The secrets file is made absolute so a worker finds it whatever its directory.
     """
     env: dict[str, str] = {}
-    for name, value in settings.model_dump(exclude=set(_SECRET_FIELDS)).items():
-        if value is None:
-            continue
-        if name == "secrets_file":
-            value = settings.secrets_file.resolve()
-        env[f"KEYRACK_{name.upper()}"] = str(value)
+    values = settings.model_dump(exclude=set(_SECRET_FIELDS))
+    values["secrets_file"] = settings.secrets_file.resolve()
+    for name, value in values.items():
+        if value is not None:
+            env[f"KEYRACK_{name.upper()}"] = str(value)
     return env
 
 

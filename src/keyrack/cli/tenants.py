@@ -49,7 +49,8 @@ def create(
 ) -> None:
     """Create a tenant named NAME."""
     tenant = run(
-        settings, lambda rt: rt.tenants.create(OPERATOR, name=name, slug=slug, key_prefix=key_prefix)
+        settings,
+        lambda rt: rt.tenants.create(OPERATOR, name=name, slug=slug, key_prefix=key_prefix),
     )
     read = TenantRead.of(tenant)
     if as_json:
