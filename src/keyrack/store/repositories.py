@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,7 @@ from keyrack.errors import ConcurrentUpdate, DuplicateSlug
 from keyrack.services.ports import KeyFilter, LastUsed, Rehash, RootKeyMatch
 from keyrack.store.tables import (
     ApiKeyRow,
+    CacheInvalidationRow,
     KeySecretRow,
     RootKeyRow,
     ServiceAccountRow,
@@ -544,4 +545,46 @@ class SqlUsageWriter:
                 }
                 for i in items
             ],
+        )
+
+
+class SqlInvalidationLog:
+    """The cross-process invalidation log (see ``keyrack.services.invalidation``)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def record(self, owners: Sequence[str], *, at: datetime) -> None:
+        """Append ``owners`` in the current transaction."""
+        self._session.add_all(CacheInvalidationRow(owner=owner, created_at=at) for owner in owners)
+        await self._session.flush()
+
+    async def head(self) -> int:
+        """The newest sequence number, 0 when empty."""
+        value = await self._session.scalar(select(func.max(CacheInvalidationRow.seq)))
+        return int(value or 0)
+
+    async def since(self, seq: int, *, limit: int) -> builtins.list[tuple[int, str]]:
+        """Entries after ``seq``, oldest first."""
+        rows = await self._session.execute(
+            select(CacheInvalidationRow.seq, CacheInvalidationRow.owner)
+            .where(CacheInvalidationRow.seq > seq)
+            .order_by(CacheInvalidationRow.seq)
+            .limit(limit)
+        )
+        return [(int(s), str(o)) for s, o in rows]
+
+    async def among(self, seqs: Sequence[int]) -> builtins.list[tuple[int, str]]:
+        """Entries with one of these sequence numbers (late commits)."""
+        rows = await self._session.execute(
+            select(CacheInvalidationRow.seq, CacheInvalidationRow.owner).where(
+                CacheInvalidationRow.seq.in_(seqs)
+            )
+        )
+        return [(int(s), str(o)) for s, o in rows]
+
+    async def prune(self, *, before: datetime) -> None:
+        """Delete entries older than ``before``."""
+        await self._session.execute(
+            delete(CacheInvalidationRow).where(CacheInvalidationRow.created_at < before)
         )

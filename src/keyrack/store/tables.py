@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -154,3 +155,18 @@ class RootKeyRow(Base):
     start: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class CacheInvalidationRow(Base):
+    """The invalidation log: ids whose cached entries every process must drop.
+
+    Platform-level infrastructure, not tenant-owned: owner ids (``key_…``, ``rk_…``) are global.
+    """
+
+    __tablename__ = "cache_invalidations"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    owner: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(index=True)
