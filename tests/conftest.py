@@ -113,7 +113,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def settings(database_url: str, tmp_path: Path) -> Settings:
     """Settings on the parametrized database, with fresh peppers and master keys."""
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]  # pydantic-settings init kwarg
+        _env_file=None,
         database_url=database_url,
         peppers=_versioned(1),
         master_keys=_versioned(1),

@@ -16,7 +16,9 @@ import structlog
 from keyrack.config import Settings
 
 _STD_ATTRS: Final = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
+    # uvicorn's ANSI-coloured duplicate of the message has no place in a JSON line.
+    | {"message", "asctime", "color_message"}
 )
 
 

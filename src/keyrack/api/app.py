@@ -85,7 +85,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
-        rt = runtime if runtime is not None else await open_runtime(settings)
+        rt = (
+            runtime
+            if runtime is not None
+            else await open_runtime(settings, run_migrations=settings.migrate_on_start)
+        )
         app.state.runtime = rt
         rt.start_background()
         if rt.secrets_from_file:

@@ -8,7 +8,7 @@ import click
 from sqlalchemy import Connection, inspect, select
 
 from keyrack.cli.output import emit_json, json_option, note, show_fields
-from keyrack.cli.runner import pass_settings, run
+from keyrack.cli.runner import check_database_url, pass_settings, run
 from keyrack.config import Settings, generate_secrets_file, secrets_configured
 from keyrack.errors import ConfigurationError
 from keyrack.runtime import Runtime
@@ -30,6 +30,7 @@ def _holds_digests(connection: Connection) -> bool:
 
 async def database_holds_digests(database_url: str) -> bool:
     """Whether the database already stores key or root key digests (made with some pepper)."""
+    check_database_url(database_url)
     engine = make_engine(database_url)
     try:
         async with engine.connect() as connection:

@@ -8,13 +8,14 @@ import click
 from alembic.script import ScriptDirectory
 
 from keyrack.cli.output import emit_json, json_option, show_fields
-from keyrack.cli.runner import pass_settings
+from keyrack.cli.runner import check_database_url, pass_settings
 from keyrack.config import Settings
 from keyrack.store import migrate
 from keyrack.store.engine import make_engine
 
 
 async def _revision(database_url: str, *, upgrade: bool) -> str | None:
+    check_database_url(database_url)
     engine = make_engine(database_url)
     try:
         if upgrade:

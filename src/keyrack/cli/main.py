@@ -7,7 +7,6 @@ or a refused request: not found, conflict, invalid value); 3 the environment is 
 
 from __future__ import annotations
 
-import logging
 from typing import IO, Any, Final
 
 import click
@@ -33,8 +32,6 @@ from keyrack.errors import (
 )
 from keyrack.logging import configure
 
-logger = logging.getLogger(__name__)
-
 EXIT_BAD_INPUT: Final = 2
 EXIT_ENVIRONMENT: Final = 3
 _BAD_INPUT: Final = (InvalidInput, NotFound, Conflict, PermissionDenied, AuthenticationFailed)
@@ -53,17 +50,31 @@ class OperatorError(click.ClickException):
         click.echo(f"error: {self.message} ({self.code})", file=file, err=True)
 
 
+def _driver_errors() -> tuple[type[Exception], ...]:
+    # asyncpg raises its own classes (not DBAPIError) when a connection is refused at login.
+    try:
+        import asyncpg  # noqa: PLC0415  # optional extra 'postgres'
+    except ImportError:
+        return ()
+    return (asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
 def _as_keyrack_error(exc: Exception) -> KeyrackError | None:
     if isinstance(exc, KeyrackError):
         return exc
-    if isinstance(exc, DBAPIError | OSError):
-        # Driver messages may quote SQL and parameters: the log gets the class name only.
-        logger.warning("cli.database_error", extra={"error": type(exc).__name__})
-        return BackendUnavailable(
-            "the database is unavailable or refused the connection; check KEYRACK_DATABASE_URL"
-        )
     if isinstance(exc, CommandError):
         return ConfigurationError(f"migration failed: {exc}")
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return ConfigurationError(f"cannot use {exc.filename}: {exc.strerror}")
+    if isinstance(exc, _driver_errors()):
+        # The server's own words ('database "x" does not exist'), which never hold a password.
+        return BackendUnavailable(f"the database refused the connection: {exc}")
+    if isinstance(exc, DBAPIError | OSError):
+        # Driver messages may quote SQL and parameters: name the failure, not its text.
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        return BackendUnavailable(
+            f"the database is unavailable ({type(cause).__name__}); check KEYRACK_DATABASE_URL"
+        )
     return None
 
 
@@ -74,10 +85,10 @@ class KeyrackGroup(click.Group):
         """Run the command; expected failures become one line on stderr, never a traceback."""
         try:
             return super().invoke(ctx)
-        except (KeyrackError, DBAPIError, OSError, CommandError) as exc:
+        except Exception as exc:
             error = _as_keyrack_error(exc)
-            if error is None:  # pragma: no cover  # the except clause names only mapped types
-                raise
+            if error is None:
+                raise  # a bug: keep its traceback
             raise OperatorError(error) from exc
 
 

@@ -56,8 +56,6 @@ class JsonObject(click.ParamType[dict[str, object]]):
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> dict[str, object]:
         """Parse and bound-check the object."""
-        if isinstance(value, dict):
-            return value
         try:
             parsed = json.loads(str(value), parse_constant=_reject_constant)
         except json.JSONDecodeError as exc:
@@ -81,13 +79,10 @@ class AwareDateTime(click.ParamType[datetime]):
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> datetime:
         """Parse the timestamp; a naive one is refused rather than guessed."""
-        if isinstance(value, datetime):
-            moment = value
-        else:
-            try:
-                moment = datetime.fromisoformat(str(value))
-            except ValueError:
-                self.fail(f"{value!r} is not an ISO 8601 timestamp", param, ctx)
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 timestamp", param, ctx)
         if moment.tzinfo is None:
             self.fail("must include a time zone, e.g. 2030-01-01T00:00:00Z", param, ctx)
         return moment

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Final
 
@@ -13,8 +12,6 @@ from keyrack.cli.bootstrap import ensure_secrets
 from keyrack.cli.runner import pass_settings, run
 from keyrack.config import Settings
 from keyrack.runtime import Runtime
-
-logger = logging.getLogger(__name__)
 
 APP_FACTORY: Final = "keyrack.api.app:create_app_from_env"
 # Secret fields are never copied into the environment: when set, they came from it already.
@@ -72,18 +69,10 @@ def serve(
         update={"host": host or settings.host, "port": port or settings.port}
     )
     ensure_secrets(resolved)
-    if resolved.peppers is None or resolved.master_keys is None:
-        logger.warning(
-            "secrets.from_file",
-            extra={
-                "path": str(resolved.secrets_file),
-                "hint": "in production hold KEYRACK_PEPPERS and KEYRACK_MASTER_KEYS in a "
-                "secret store",
-            },
-        )
     run(resolved, _ready)
     # The app factory reads KEYRACK_* in each server process: hand it what was resolved here.
-    os.environ.update(child_environment(resolved))
+    # The schema is current now: the server processes need not migrate again.
+    os.environ.update(child_environment(resolved.model_copy(update={"migrate_on_start": False})))
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -94,4 +83,7 @@ def serve(
         # keyrack.logging.configure routes uvicorn's loggers through structlog in the app factory.
         log_config=None,
         log_level=resolved.log_level.lower(),
+        # A spawned worker imports the whole app before it answers the supervisor's ping; on a
+        # busy small machine that can take longer than uvicorn's 5 s, which restarts it.
+        timeout_worker_healthcheck=30,
     )

@@ -7,10 +7,25 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from keyrack.errors import ConfigurationError, MissingDependency
+
+try:  # asyncpg raises its own classes for failures at connect time (login, missing database).
+    from asyncpg import InterfaceError as _PgInterfaceError
+    from asyncpg import PostgresError as _PgError
+
+    DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+        DBAPIError,
+        OSError,
+        _PgError,
+        _PgInterfaceError,
+    )
+except ImportError:  # pragma: no cover - the postgres extra is not installed
+    DRIVER_ERRORS = (DBAPIError, OSError)
+"""Exceptions meaning "the database cannot be reached or used right now"."""
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",

@@ -9,6 +9,9 @@ from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keyrack.errors import BackendUnavailable
+from keyrack.store.engine import DRIVER_ERRORS
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant shared by all keyrack processes: serializes concurrent upgrades on PostgreSQL.
 _PG_LOCK_ID = 0x6B72_6163_6B00
@@ -29,9 +32,16 @@ def _upgrade(connection: Connection) -> None:
 
 
 async def upgrade(engine: AsyncEngine) -> None:
-    """Migrate the database to the newest schema (safe to run from several processes)."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    """Migrate the database to the newest schema (safe to run from several processes).
+
+    Raises:
+        BackendUnavailable: The database cannot be reached.
+    """
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade)
+    except DRIVER_ERRORS as exc:
+        raise BackendUnavailable("the database is unavailable; cannot migrate") from exc
 
 
 def _current(connection: Connection) -> str | None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyrack.errors import BackendUnavailable, Conflict
+from keyrack.store.engine import DRIVER_ERRORS
 from keyrack.store.repositories import (
     SqlKeyRepository,
     SqlRootKeyLookup,
@@ -58,7 +59,7 @@ class SqlUnitOfWork:
             pass
         if isinstance(exc, IntegrityError):
             raise Conflict("the change conflicts with existing data") from exc
-        if isinstance(exc, DBAPIError | OSError) and not isinstance(exc, IntegrityError):
+        if isinstance(exc, DRIVER_ERRORS):
             raise BackendUnavailable("the database is unavailable; retry later") from exc
 
     def keys(self, tenant_id: str) -> SqlKeyRepository:
@@ -75,7 +76,7 @@ class SqlUnitOfWork:
             await self.session.commit()
         except IntegrityError as exc:
             raise Conflict("the change conflicts with existing data") from exc
-        except (OperationalError, OSError) as exc:
+        except DRIVER_ERRORS as exc:
             raise BackendUnavailable("the database is unavailable; retry later") from exc
 
 
