@@ -78,18 +78,20 @@ class SqlTenantRepository:
         await self._flush_unique()
 
     async def update(self, tenant: Tenant) -> None:
-        """Write back name, slug, prefix and update time."""
-        await self._session.execute(
-            update(TenantRow)
-            .where(TenantRow.id == tenant.id)
-            .values(
-                name=tenant.name,
-                slug=tenant.slug,
-                key_prefix=tenant.key_prefix,
-                updated_at=tenant.updated_at,
+        """Write back name, slug, prefix and update time; a taken slug raises ``DuplicateSlug``."""
+        try:
+            await self._session.execute(
+                update(TenantRow)
+                .where(TenantRow.id == tenant.id)
+                .values(
+                    name=tenant.name,
+                    slug=tenant.slug,
+                    key_prefix=tenant.key_prefix,
+                    updated_at=tenant.updated_at,
+                )
             )
-        )
-        await self._flush_unique()
+        except IntegrityError as exc:
+            raise DuplicateSlug from exc
 
     async def remove(self, tenant_id: str) -> bool:
         """Delete the tenant; foreign keys cascade to everything it owns."""

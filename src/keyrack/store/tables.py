@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -84,7 +86,8 @@ class ApiKeyRow(Base):
 
     __tablename__ = "api_keys"
     __table_args__ = (
-        Index(None, "tenant_id", "id"),
+        # (tenant_id, id) is unique so secrets can reference a key *of their own tenant*.
+        UniqueConstraint("tenant_id", "id"),
         Index(None, "tenant_id", "owner_id"),
     )
 
@@ -113,11 +116,17 @@ class KeySecretRow(Base):
     """One secret of a key: HMAC digest (unique), pepper version, grace end."""
 
     __tablename__ = "key_secrets"
-    __table_args__ = (Index(None, "tenant_id", "key_id"),)
+    __table_args__ = (
+        Index(None, "tenant_id", "key_id"),
+        # Composite: a secret can only ever belong to a key of the same tenant.
+        ForeignKeyConstraint(
+            ["tenant_id", "key_id"], ["api_keys.tenant_id", "api_keys.id"], ondelete="CASCADE"
+        ),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ID, ForeignKey("tenants.id", ondelete="CASCADE"))
-    key_id: Mapped[str] = mapped_column(ID, ForeignKey("api_keys.id", ondelete="CASCADE"))
+    key_id: Mapped[str] = mapped_column(ID)
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     pepper_version: Mapped[int] = mapped_column(Integer)
     start: Mapped[str] = mapped_column(String(40))

@@ -53,11 +53,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
+        sa.UniqueConstraint("tenant_id", "id", name=op.f("uq_api_keys_tenant_id_id")),
     )
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_api_keys_tenant_id_id"), ["tenant_id", "id"], unique=False
-        )
         batch_op.create_index(
             batch_op.f("ix_api_keys_tenant_id_owner_id"), ["tenant_id", "owner_id"], unique=False
         )
@@ -94,9 +92,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["key_id"],
-            ["api_keys.id"],
-            name=op.f("fk_key_secrets_key_id_api_keys"),
+            ["tenant_id", "key_id"],
+            ["api_keys.tenant_id", "api_keys.id"],
+            name=op.f("fk_key_secrets_tenant_id_api_keys"),
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
@@ -161,7 +159,6 @@ def downgrade() -> None:
     op.drop_table("service_accounts")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_keys_tenant_id_owner_id"))
-        batch_op.drop_index(batch_op.f("ix_api_keys_tenant_id_id"))
 
     op.drop_table("api_keys")
     op.drop_table("tenants")
