@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -24,6 +25,11 @@ from keyrack.store.engine import make_engine, normalize_url
 from keyrack.store.migrate import upgrade
 from keyrack.store.tables import Base
 from tests.fakes import FakeClock
+
+# CI replays the same examples every run (no flakes from a new random draw) and allows slow
+# examples on a busy machine; locally Hypothesis keeps exploring.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 PG_URL = os.environ.get("KEYRACK_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("KEYRACK_TEST_REDIS_URL")

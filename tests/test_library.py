@@ -20,6 +20,7 @@ async def test_open_create_verify_revoke(settings):
         tenant = await kr.create_tenant("Acme")
         key, secret = await kr.create_key(tenant.id, "backend", meta={"plan": "pro"})
         result = await kr.verify(secret)
+        assert result.record is not None
         assert (Outcome.VALID, key.id, {"plan": "pro"}) == (
             result.outcome,
             result.record.key_id,

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     cache_ttl_seconds: float = Field(default=30.0, gt=0, le=86_400)
     negative_cache_ttl_seconds: float = Field(default=2.0, gt=0, le=3_600)
     flush_interval_seconds: float = Field(default=2.0, gt=0, le=3_600)
+    invalidation_poll_seconds: float = Field(default=0.1, gt=0, le=60)
     migrate_on_start: bool = True
     metrics_token: SecretStr | None = None
     log_format: Literal["json", "console"] = "json"

@@ -20,6 +20,7 @@ from keyrack.domain.models import KeyRecord
 from keyrack.domain.permissions import Principal
 from keyrack.services.accounts import AccountService
 from keyrack.services.clock import SystemClock, system_entropy
+from keyrack.services.invalidation import CacheInvalidator
 from keyrack.services.keys import KeyService
 from keyrack.services.ports import Clock, Entropy, UnitOfWork
 from keyrack.services.tenants import TenantService
@@ -30,6 +31,8 @@ from keyrack.store.engine import make_engine
 from keyrack.store.uow import SqlUnitOfWork
 
 logger = logging.getLogger(__name__)
+
+_PRUNE_EVERY_SECONDS = 60.0
 
 
 @dataclass
@@ -46,8 +49,10 @@ class Runtime:
     writes: WriteBehind
     key_cache: MemoryCache[KeyRecord]
     flush_interval: float
+    invalidator: CacheInvalidator
+    poll_interval: float
     secrets_from_file: bool = False
-    _flusher: asyncio.Task[None] | None = field(default=None, repr=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     def uow(self) -> UnitOfWork:
         """A new unit of work on this runtime's database."""
@@ -63,9 +68,12 @@ class Runtime:
         return True
 
     def start_background(self) -> None:
-        """Start the periodic write-behind flush."""
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_forever(), name="keyrack-flush")
+        """Start the write-behind flush and the invalidation poll (once)."""
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._flush_forever(), name="keyrack-flush"),
+                asyncio.create_task(self._poll_forever(), name="keyrack-invalidations"),
+            ]
 
     async def _flush_forever(self) -> None:
         while True:
@@ -75,13 +83,27 @@ class Runtime:
             except Exception:  # a flush must never kill the loop
                 logger.exception("writebehind.flush_error")
 
+    async def _poll_forever(self) -> None:
+        polls_per_prune = max(1, int(_PRUNE_EVERY_SECONDS / self.poll_interval))
+        polls = 0
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            polls += 1
+            try:
+                await self.invalidator.poll()
+                if polls % polls_per_prune == 0:
+                    await self.invalidator.prune()
+            except Exception:  # the database may be down; the next poll retries
+                logger.warning("invalidation.poll_failed", exc_info=True)
+
     async def close(self) -> None:
-        """Stop the flusher, flush what is pending, dispose the engine."""
-        if self._flusher is not None:
-            self._flusher.cancel()
+        """Stop the background tasks, flush what is pending, dispose the engine."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+                await task
+        self._tasks = []
         try:
             await self.writes.flush()
         finally:
@@ -116,6 +138,8 @@ async def open_runtime(
     key_cache: MemoryCache[KeyRecord] = MemoryCache(settings.cache_size)
     principal_cache: MemoryCache[Principal] = MemoryCache(10_000)
     writes = WriteBehind(uow)
+    invalidator = CacheInvalidator(uow=uow, caches=[key_cache, principal_cache], clock=clock)
+    await invalidator.start()
     return Runtime(
         engine=engine,
         sessions=sessions,
@@ -129,7 +153,12 @@ async def open_runtime(
         ),
         keys=KeyService(uow=uow, peppers=peppers, clock=clock, entropy=entropy, cache=key_cache),
         accounts=AccountService(
-            uow=uow, peppers=peppers, clock=clock, entropy=entropy, cache=principal_cache
+            uow=uow,
+            peppers=peppers,
+            clock=clock,
+            entropy=entropy,
+            cache=principal_cache,
+            writes=writes,
         ),
         verifier=VerifyService(
             uow=uow,
@@ -143,5 +172,7 @@ async def open_runtime(
         writes=writes,
         key_cache=key_cache,
         flush_interval=settings.flush_interval_seconds,
+        invalidator=invalidator,
+        poll_interval=settings.invalidation_poll_seconds,
         secrets_from_file=secrets.from_file,
     )

@@ -46,11 +46,11 @@ class MemoryCache(Generic[T]):
         self._entries.pop(digest, None)
         owner = self._owner_of.pop(digest, None)
         if owner is not None:
-            digests = self._owners.get(owner)
-            if digests is not None:
-                digests.discard(digest)
-                if not digests:
-                    del self._owners[owner]
+            # Invariant: a digest with an owner is in that owner's set.
+            digests = self._owners[owner]
+            digests.discard(digest)
+            if not digests:
+                del self._owners[owner]
 
     def invalidate(self, owner: str) -> None:
         """Drop every entry owned by ``owner``."""

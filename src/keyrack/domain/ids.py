@@ -16,7 +16,7 @@ KeyId = NewType("KeyId", str)
 
 ENTROPY_BYTES: Final = 10
 _BODY_LEN: Final = 22  # base62 width of 48 time bits + 80 random bits
-_ID_RE: Final = re.compile(r"^[a-z]{2,6}_[0-9A-Za-z]{22}$")
+_ID_RE: Final = re.compile(r"[a-z]{2,6}_[0-9A-Za-z]{22}")
 
 
 def new_id(prefix: str, *, now_ms: int, entropy: bytes) -> str:
@@ -38,4 +38,4 @@ def new_id(prefix: str, *, now_ms: int, entropy: bytes) -> str:
 
 def looks_like_id(text: str, prefix: str) -> bool:
     """Tell whether ``text`` has the shape of an id of type ``prefix`` (for cursors)."""
-    return text.startswith(prefix + "_") and _ID_RE.match(text) is not None
+    return text.startswith(prefix + "_") and _ID_RE.fullmatch(text) is not None

@@ -53,8 +53,9 @@ def is_valid_prefix(prefix: str) -> bool:
 
 # Every two-digit base62 string, so a 6-digit checksum is three lookups (62**2 == 3844).
 _PAIRS: Final = tuple(a + b for a in ALPHABET for b in ALPHABET)
-# Prefixes already found well-formed: a set lookup instead of a regex on the hot path. Bounded,
-# so keys with made-up prefixes cannot grow it without limit; past the bound, the regex decides.
+# Prefixes of keys that were found in a store: a set lookup instead of a regex on the hot path.
+# Only ``remember_prefix`` adds to it (verify calls it for found keys), so made-up prefixes can
+# neither fill it nor evict real ones; it is bounded all the same.
 _KNOWN_PREFIXES: set[str] = set()
 _KNOWN_PREFIXES_MAX: Final = 4096
 
@@ -95,12 +96,16 @@ def is_well_formed(text: str) -> bool:
     prefix, sep, body = text.rpartition("_")
     if not sep or len(body) != _BODY_DIGITS or not (body.isascii() and body.isalnum()):
         return False
-    if prefix not in _KNOWN_PREFIXES:
-        if _PREFIX_RE.fullmatch(prefix) is None:
-            return False
-        if len(_KNOWN_PREFIXES) < _KNOWN_PREFIXES_MAX:
-            _KNOWN_PREFIXES.add(prefix)
+    if prefix not in _KNOWN_PREFIXES and _PREFIX_RE.fullmatch(prefix) is None:
+        return False
     return _checksum(text[:-CHECKSUM_DIGITS]) == body[RANDOM_DIGITS:]
+
+
+def remember_prefix(key: str) -> None:
+    """Note the prefix of a well-formed key that exists, so later checks skip the regex."""
+    prefix = key.rpartition("_")[0]
+    if len(_KNOWN_PREFIXES) < _KNOWN_PREFIXES_MAX and _PREFIX_RE.fullmatch(prefix):
+        _KNOWN_PREFIXES.add(prefix)
 
 
 def parse(text: str) -> ParsedKey | None:

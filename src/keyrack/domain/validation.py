@@ -67,25 +67,35 @@ def slugify(name: str) -> str:
     return slug[:63].strip("-")
 
 
-def _depth(value: object) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
+def _too_deep(value: object, *, allowed: int) -> bool:
+    # Stops as soon as the limit is passed, so hostile nesting cannot exhaust the stack.
+    if isinstance(value, dict | list):
+        if allowed == 0:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        return any(_too_deep(child, allowed=allowed - 1) for child in children)
+    return False
 
 
 def check_meta(meta: dict[str, object]) -> dict[str, object]:
     """Reject meta whose UTF-8 JSON encoding exceeds 16 KiB or whose depth exceeds 8.
 
-    Depth counts the top-level object as 1.
+    Depth counts the top-level object as 1. NaN and Infinity are refused: they are not JSON,
+    and PostgreSQL would reject them at write time.
 
     Raises:
-        ValueError: The meta is too large or too deep.
+        ValueError: The meta is too large, too deep, or not plain JSON.
     """
-    if _depth(meta) > MAX_META_DEPTH:
+    if _too_deep(meta, allowed=MAX_META_DEPTH):
         raise ValueError(f"meta must be nested at most {MAX_META_DEPTH} levels deep")
-    encoded = json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        encoded = json.dumps(
+            meta, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode()
+    except ValueError:
+        raise ValueError("meta must not contain NaN or Infinity") from None
+    except TypeError:
+        raise ValueError("meta must hold only JSON values") from None
     if len(encoded) > MAX_META_BYTES:
         raise ValueError(f"meta must be at most {MAX_META_BYTES} bytes as UTF-8 JSON")
     return meta

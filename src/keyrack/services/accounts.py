@@ -24,6 +24,7 @@ from keyrack.errors import (
     ServiceAccountNotFound,
     TenantNotFound,
 )
+from keyrack.services import inputs
 from keyrack.services.authz import authorize
 from keyrack.services.clock import to_datetime
 from keyrack.services.pagination import DEFAULT_LIMIT, Page, paginate
@@ -31,10 +32,12 @@ from keyrack.services.ports import (
     Cache,
     Clock,
     Entropy,
+    RootRehash,
     ServiceAccountRepository,
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from keyrack.services.writebehind import WriteBehind
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +57,10 @@ class AccountService:
         clock: Clock,
         entropy: Entropy,
         cache: Cache[Principal],
+        writes: WriteBehind,
     ) -> None:
         self._uow = uow
+        self._writes = writes
         self._peppers = peppers
         self._clock = clock
         self._entropy = entropy
@@ -131,6 +136,7 @@ class AccountService:
             InvalidInput: A platform-only permission was asked for a tenant account.
         """
         authorize(actor, Permission.SERVICE_ACCOUNTS_WRITE, tenant_id=tenant_id)
+        name = inputs.name(name)
         beyond, wrong_scope = grant_violations(
             actor, permissions, tenant_scoped=tenant_id is not None
         )
@@ -250,6 +256,7 @@ class AccountService:
                 raise RootKeyNotFound
             if root_key.revoked_at is None:
                 await repo.revoke_root_key(root_key_id, at=to_datetime(now))
+                await uow.invalidations.record([root_key_id], at=to_datetime(now))
                 await uow.commit()
                 root_key = RootKey(
                     id=root_key.id,
@@ -282,6 +289,15 @@ class AccountService:
                 principal = None
                 self._cache.put(digest, None, owner=None, expires_at=now + NEGATIVE_TTL)
             else:
+                if match.pepper_version != self._peppers.current_version:
+                    self._writes.rehash_root(
+                        RootRehash(
+                            tenant_id=match.root_key.tenant_id,
+                            root_key_id=match.root_key.id,
+                            digest=digest,
+                            pepper_version=self._peppers.current_version,
+                        )
+                    )
                 account = match.account
                 principal = Principal(
                     kind="service_account",

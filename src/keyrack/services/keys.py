@@ -20,6 +20,7 @@ from keyrack.errors import (
     KeyNotFound,
     TenantNotFound,
 )
+from keyrack.services import inputs
 from keyrack.services.authz import authorize
 from keyrack.services.clock import to_datetime
 from keyrack.services.pagination import DEFAULT_LIMIT, Page, paginate
@@ -73,6 +74,24 @@ class KeyChanges:
 
 
 StatusAction = Literal["revoke", "disable", "enable"]
+
+
+def _checked_changes(changes: KeyChanges) -> KeyChanges:
+    """Apply the input bounds to the fields a PATCH sets."""
+    updates: dict[str, object] = {}
+    if isinstance(changes.name, str):
+        updates["name"] = inputs.name(changes.name)
+    if isinstance(changes.description, str):
+        updates["description"] = inputs.description(changes.description)
+    if isinstance(changes.owner_id, str):
+        updates["owner_id"] = inputs.name(changes.owner_id, field="owner_id")
+    if isinstance(changes.meta, dict):
+        updates["meta"] = inputs.meta(changes.meta)
+    if isinstance(changes.permissions, tuple):
+        updates["permissions"] = inputs.slugs(changes.permissions, field="permissions")
+    if isinstance(changes.roles, tuple):
+        updates["roles"] = inputs.slugs(changes.roles, field="roles")
+    return replace(changes, **updates)  # type: ignore[arg-type]  # each value keeps its field's type
 
 
 class KeyService:
@@ -145,6 +164,17 @@ class KeyService:
         authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id)
         now = self._clock.now()
         self._check_expiry(spec.expires_at, now)
+        spec = replace(
+            spec,
+            name=inputs.name(spec.name),
+            description=inputs.description(spec.description),
+            owner_id=None
+            if spec.owner_id is None
+            else inputs.name(spec.owner_id, field="owner_id"),
+            meta=inputs.meta(spec.meta),
+            permissions=inputs.slugs(spec.permissions, field="permissions"),
+            roles=inputs.slugs(spec.roles, field="roles"),
+        )
         async with self._uow() as uow:
             prefix = await self._tenant_prefix(uow, tenant_id)
             key_id = self._new_id("key", now)
@@ -222,6 +252,7 @@ class KeyService:
         now = self._clock.now()
         if not isinstance(changes.expires_at, _Unset):
             self._check_expiry(changes.expires_at, now)
+        changes = _checked_changes(changes)
         async with self._uow() as uow:
             await self._tenant_prefix(uow, tenant_id)
             repo = uow.keys(tenant_id)
@@ -233,6 +264,7 @@ class KeyService:
             }
             updated = replace(key, **values, updated_at=to_datetime(now), version=key.version + 1)
             await self._write(repo, updated, expected_version=key.version)
+            await uow.invalidations.record([key_id], at=updated.updated_at)
             await uow.commit()
         self._cache.invalidate(key_id)
         return updated
@@ -277,6 +309,7 @@ class KeyService:
                 version=key.version + 1,
             )
             await self._write(repo, updated, expected_version=key.version)
+            await uow.invalidations.record([key_id], at=moment)
             await uow.commit()
         self._cache.invalidate(key_id)
         logger.info(
@@ -335,6 +368,7 @@ class KeyService:
             await self._write(repo, updated, expected_version=key.version)
             await repo.retire_secrets(key_id, grace_end=grace_end, now=moment)
             await repo.add_secret(secret)
+            await uow.invalidations.record([key_id], at=moment)
             await uow.commit()
         return updated, plaintext
 
@@ -349,6 +383,7 @@ class KeyService:
             await self._tenant_prefix(uow, tenant_id)
             if not await uow.keys(tenant_id).remove(key_id):
                 raise KeyNotFound
+            await uow.invalidations.record([key_id], at=to_datetime(self._clock.now()))
             await uow.commit()
         self._cache.invalidate(key_id)
         logger.info("key.deleted", extra={"tenant_id": tenant_id, "key_id": key_id})

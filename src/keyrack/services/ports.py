@@ -192,6 +192,19 @@ class Rehash:
         return f"Rehash(secret_id={self.secret_id!r}, pepper_version={self.pepper_version})"
 
 
+@dataclass(frozen=True, slots=True)
+class RootRehash:
+    """A write-behind re-hash of a root key found under an old pepper."""
+
+    tenant_id: str | None
+    root_key_id: str
+    digest: bytes
+    pepper_version: int
+
+    def __repr__(self) -> str:
+        return f"RootRehash(root_key_id={self.root_key_id!r}, pepper_version={self.pepper_version})"
+
+
 class UsageWriter(Protocol):
     """Batched writes that verify defers off its hot path."""
 
@@ -201,6 +214,34 @@ class UsageWriter(Protocol):
 
     async def write_rehashes(self, items: Sequence[Rehash]) -> None:
         """Replace digests found under an old pepper with current-pepper digests."""
+        ...
+
+    async def write_root_rehashes(self, items: Sequence[RootRehash]) -> None:
+        """The same for root keys (each scoped by its tenant, or the platform)."""
+        ...
+
+
+class InvalidationLog(Protocol):
+    """The cross-process cache invalidation log (see ``keyrack.services.invalidation``)."""
+
+    async def record(self, owners: Sequence[str], *, at: datetime) -> None:
+        """Append owner ids in the current transaction."""
+        ...
+
+    async def head(self) -> int:
+        """The newest sequence number, 0 when empty."""
+        ...
+
+    async def since(self, seq: int, *, limit: int) -> builtins.list[tuple[int, str]]:
+        """``(seq, owner)`` entries after ``seq``, oldest first."""
+        ...
+
+    async def among(self, seqs: Sequence[int]) -> builtins.list[tuple[int, str]]:
+        """Entries with one of these sequence numbers."""
+        ...
+
+    async def prune(self, *, before: datetime) -> None:
+        """Delete entries older than ``before``."""
         ...
 
 
@@ -225,6 +266,11 @@ class UnitOfWork(Protocol):
     @property
     def usage(self) -> UsageWriter:
         """Write-behind statements."""
+        ...
+
+    @property
+    def invalidations(self) -> InvalidationLog:
+        """The cross-process cache invalidation log."""
         ...
 
     def keys(self, tenant_id: str) -> KeyRepository:

@@ -9,10 +9,12 @@ from keyrack.domain import ids
 from keyrack.domain import keys as keyformat
 from keyrack.domain.models import KeyRecord, Tenant
 from keyrack.domain.permissions import Permission, Principal
-from keyrack.domain.validation import slugify
+from keyrack.domain.validation import check_slug, slugify
 from keyrack.errors import InvalidInput, TenantNotFound
+from keyrack.services import inputs
 from keyrack.services.authz import authorize
 from keyrack.services.clock import to_datetime
+from keyrack.services.invalidation import EVERYTHING
 from keyrack.services.pagination import DEFAULT_LIMIT, Page, paginate
 from keyrack.services.ports import Cache, Clock, Entropy, UnitOfWorkFactory
 
@@ -71,8 +73,9 @@ class TenantService:
             InvalidInput: The prefix is invalid or no slug can be derived from the name.
         """
         authorize(actor, Permission.TENANTS_WRITE, tenant_id=None)
+        name = inputs.name(name)
         prefix = self._check_prefix(key_prefix or keyformat.DEFAULT_PREFIX)
-        chosen_slug = slug or slugify(name)
+        chosen_slug = inputs.checked(check_slug, slug) if slug is not None else slugify(name)
         if not chosen_slug:
             raise InvalidInput("no slug can be derived from this name; pass one")
         now = self._clock.now()
@@ -126,6 +129,10 @@ class TenantService:
         authorize(actor, Permission.TENANTS_WRITE, tenant_id=tenant_id)
         if changes.key_prefix is not None:
             self._check_prefix(changes.key_prefix)
+        if changes.name is not None:
+            inputs.name(changes.name)
+        if changes.slug is not None:
+            inputs.checked(check_slug, changes.slug)
         async with self._uow() as uow:
             tenant = await uow.tenants.get(tenant_id)
             if tenant is None:
@@ -152,6 +159,7 @@ class TenantService:
         async with self._uow() as uow:
             if not await uow.tenants.remove(tenant_id):
                 raise TenantNotFound
+            await uow.invalidations.record([EVERYTHING], at=to_datetime(self._clock.now()))
             await uow.commit()
         # A tenant's keys and root keys are many and rarely deleted: drop whole caches.
         self._key_cache.clear()

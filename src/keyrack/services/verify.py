@@ -104,6 +104,7 @@ class VerifyService:
         if record is None:
             self._cache.put(digest, None, owner=None, expires_at=now + self._negative_ttl)
             return None
+        keyformat.remember_prefix(presented)
         if record.pepper_version != self._peppers.current_version:
             self._writes.rehash(
                 Rehash(

@@ -22,7 +22,7 @@ from keyrack.domain.models import (
 )
 from keyrack.domain.permissions import Permission
 from keyrack.errors import ConcurrentUpdate, DuplicateSlug
-from keyrack.services.ports import KeyFilter, LastUsed, Rehash, RootKeyMatch
+from keyrack.services.ports import KeyFilter, LastUsed, Rehash, RootKeyMatch, RootRehash
 from keyrack.store.tables import (
     ApiKeyRow,
     CacheInvalidationRow,
@@ -508,6 +508,10 @@ class SqlUsageWriter:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def write_root_rehashes(self, items: Sequence[RootRehash]) -> None:
+        """Replace root keys' old-pepper digests (rare: one statement each)."""
+        await _write_root_rehashes(self._session, items)
+
     async def write_last_used(self, items: Sequence[LastUsed]) -> None:
         """Set ``last_used_at`` where it moves forward."""
         table = cast(Table, ApiKeyRow.__table__)
@@ -547,6 +551,21 @@ class SqlUsageWriter:
                 }
                 for i in items
             ],
+        )
+
+
+async def _write_root_rehashes(session: AsyncSession, items: Sequence[RootRehash]) -> None:
+    for item in items:
+        scope = (
+            RootKeyRow.tenant_id.is_(None)
+            if item.tenant_id is None
+            else RootKeyRow.tenant_id == item.tenant_id
+        )
+        await session.execute(
+            update(RootKeyRow)
+            .where(scope, RootKeyRow.id == item.root_key_id)
+            .values(digest=item.digest, pepper_version=item.pepper_version)
+            .execution_options(synchronize_session=False)
         )
 
 

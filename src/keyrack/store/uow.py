@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from keyrack.errors import BackendUnavailable, Conflict
 from keyrack.store.engine import DRIVER_ERRORS
 from keyrack.store.repositories import (
+    SqlInvalidationLog,
     SqlKeyRepository,
     SqlRootKeyLookup,
     SqlSecretLookup,
@@ -41,6 +42,7 @@ class SqlUnitOfWork:
         self.secrets = SqlSecretLookup(session)
         self.root_keys = SqlRootKeyLookup(session)
         self.usage = SqlUsageWriter(session)
+        self.invalidations = SqlInvalidationLog(session)
         return self
 
     async def __aexit__(

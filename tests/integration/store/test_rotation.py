@@ -98,6 +98,7 @@ class _GatedUow:
         self.secrets = self._inner.secrets
         self.root_keys = self._inner.root_keys
         self.usage = self._inner.usage
+        self.invalidations = self._inner.invalidations
         self.commit = self._inner.commit
         self.service_accounts = self._inner.service_accounts
         return self
