@@ -289,6 +289,7 @@ class AccountService:
                 principal = None
                 self._cache.put(digest, None, owner=None, expires_at=now + NEGATIVE_TTL)
             else:
+                keyformat.remember_prefix(presented)
                 if match.pepper_version != self._peppers.current_version:
                     self._writes.rehash_root(
                         RootRehash(
