@@ -31,6 +31,7 @@ from keyrack.domain.models import (
 from keyrack.domain.permissions import Permission, Principal
 from keyrack.errors import BackendUnavailable, ConcurrentUpdate, Conflict, DuplicateSlug
 from keyrack.services.accounts import AccountService
+from keyrack.services.graph import build_services as wire
 from keyrack.services.keys import KeyService
 from keyrack.services.ports import KeyFilter, LastUsed, Rehash, RootKeyMatch, RootRehash
 from keyrack.services.tenants import TenantService
@@ -701,7 +702,17 @@ def build_services(
     entropy = CountingEntropy()
     key_cache: MemoryCache[KeyRecord] = MemoryCache(cache_size)
     principal_cache: MemoryCache[Principal] = MemoryCache(cache_size)
-    writes = WriteBehind(uow)
+    services = wire(
+        uow=uow,
+        peppers=peppers,
+        clock=clock,
+        entropy=entropy,
+        key_cache=key_cache,
+        principal_cache=principal_cache,
+        positive_ttl=positive_ttl,
+        negative_ttl=negative_ttl,
+        stale_if_error=stale_if_error,
+    )
     return FakeServices(
         db=db,
         uow=uow,
@@ -710,33 +721,11 @@ def build_services(
         peppers=peppers,
         key_cache=key_cache,
         principal_cache=principal_cache,
-        writes=writes,
-        tenants=TenantService(
-            uow=uow,
-            clock=clock,
-            entropy=entropy,
-            key_cache=key_cache,
-            principal_cache=principal_cache,
-        ),
-        keys=KeyService(uow=uow, peppers=peppers, clock=clock, entropy=entropy, cache=key_cache),
-        accounts=AccountService(
-            uow=uow,
-            peppers=peppers,
-            clock=clock,
-            entropy=entropy,
-            cache=principal_cache,
-            writes=writes,
-        ),
-        verifier=VerifyService(
-            uow=uow,
-            cache=key_cache,
-            peppers=peppers,
-            clock=clock,
-            writes=writes,
-            positive_ttl=positive_ttl,
-            negative_ttl=negative_ttl,
-            stale_if_error=stale_if_error,
-        ),
+        writes=services.writes,
+        tenants=services.tenants,
+        keys=services.keys,
+        accounts=services.accounts,
+        verifier=services.verifier,
     )
 
 

@@ -20,6 +20,7 @@ from keyrack.domain.models import KeyRecord
 from keyrack.domain.permissions import Principal
 from keyrack.services.accounts import AccountService
 from keyrack.services.clock import SystemClock, system_entropy
+from keyrack.services.graph import build_services
 from keyrack.services.invalidation import CacheInvalidator
 from keyrack.services.keys import KeyService
 from keyrack.services.ports import Clock, Entropy, UnitOfWork
@@ -133,46 +134,31 @@ async def open_runtime(
     def uow() -> UnitOfWork:
         return SqlUnitOfWork(sessions)
 
-    clock = clock or SystemClock()
-    entropy = entropy or system_entropy
     key_cache: MemoryCache[KeyRecord] = MemoryCache(settings.cache_size)
     principal_cache: MemoryCache[Principal] = MemoryCache(10_000)
-    writes = WriteBehind(uow)
-    invalidator = CacheInvalidator(uow=uow, caches=[key_cache, principal_cache], clock=clock)
-    await invalidator.start()
+    services = build_services(
+        uow=uow,
+        peppers=peppers,
+        clock=clock or SystemClock(),
+        entropy=entropy or system_entropy,
+        key_cache=key_cache,
+        principal_cache=principal_cache,
+        positive_ttl=settings.cache_ttl_seconds,
+        negative_ttl=settings.negative_cache_ttl_seconds,
+    )
+    await services.invalidator.start()
     return Runtime(
         engine=engine,
         sessions=sessions,
         peppers=peppers,
-        tenants=TenantService(
-            uow=uow,
-            clock=clock,
-            entropy=entropy,
-            key_cache=key_cache,
-            principal_cache=principal_cache,
-        ),
-        keys=KeyService(uow=uow, peppers=peppers, clock=clock, entropy=entropy, cache=key_cache),
-        accounts=AccountService(
-            uow=uow,
-            peppers=peppers,
-            clock=clock,
-            entropy=entropy,
-            cache=principal_cache,
-            writes=writes,
-        ),
-        verifier=VerifyService(
-            uow=uow,
-            cache=key_cache,
-            peppers=peppers,
-            clock=clock,
-            writes=writes,
-            positive_ttl=settings.cache_ttl_seconds,
-            negative_ttl=settings.negative_cache_ttl_seconds,
-        ),
-        writes=writes,
+        tenants=services.tenants,
+        keys=services.keys,
+        accounts=services.accounts,
+        verifier=services.verifier,
+        writes=services.writes,
         key_cache=key_cache,
         flush_interval=settings.flush_interval_seconds,
-        invalidator=invalidator,
+        invalidator=services.invalidator,
         poll_interval=settings.invalidation_poll_seconds,
         secrets_from_file=secrets.from_file,
     )

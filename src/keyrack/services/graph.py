@@ -1,0 +1,78 @@
+"""The service graph: every use case wired to the same ports, caches and buffers.
+
+Entrypoints (``keyrack.runtime``) build it over the SQL store; tests build it over fakes. Both
+get exactly the same wiring from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keyrack.domain.hashing import Peppers
+from keyrack.domain.models import KeyRecord
+from keyrack.domain.permissions import Principal
+from keyrack.services.accounts import AccountService
+from keyrack.services.invalidation import CacheInvalidator
+from keyrack.services.keys import KeyService
+from keyrack.services.ports import Cache, Clock, Entropy, UnitOfWorkFactory
+from keyrack.services.tenants import TenantService
+from keyrack.services.verify import VerifyService
+from keyrack.services.writebehind import WriteBehind
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The use cases of one process, sharing caches and the write-behind buffer."""
+
+    tenants: TenantService
+    keys: KeyService
+    accounts: AccountService
+    verifier: VerifyService
+    writes: WriteBehind
+    invalidator: CacheInvalidator
+
+
+def build_services(
+    *,
+    uow: UnitOfWorkFactory,
+    peppers: Peppers,
+    clock: Clock,
+    entropy: Entropy,
+    key_cache: Cache[KeyRecord],
+    principal_cache: Cache[Principal],
+    positive_ttl: float = 30.0,
+    negative_ttl: float = 2.0,
+    stale_if_error: float = 300.0,
+) -> Services:
+    """Wire every service to the given ports and caches."""
+    writes = WriteBehind(uow)
+    return Services(
+        tenants=TenantService(
+            uow=uow,
+            clock=clock,
+            entropy=entropy,
+            key_cache=key_cache,
+            principal_cache=principal_cache,
+        ),
+        keys=KeyService(uow=uow, peppers=peppers, clock=clock, entropy=entropy, cache=key_cache),
+        accounts=AccountService(
+            uow=uow,
+            peppers=peppers,
+            clock=clock,
+            entropy=entropy,
+            cache=principal_cache,
+            writes=writes,
+        ),
+        verifier=VerifyService(
+            uow=uow,
+            cache=key_cache,
+            peppers=peppers,
+            clock=clock,
+            writes=writes,
+            positive_ttl=positive_ttl,
+            negative_ttl=negative_ttl,
+            stale_if_error=stale_if_error,
+        ),
+        writes=writes,
+        invalidator=CacheInvalidator(uow=uow, caches=[key_cache, principal_cache], clock=clock),
+    )
