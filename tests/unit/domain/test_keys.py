@@ -331,3 +331,13 @@ class TestIsRootKey:
     )
     def test_table(self, text, expected):
         assert expected == keys.is_root_key(text)
+
+
+class TestRememberPrefix:
+    def test_only_well_formed_prefixes_are_remembered(self):
+        from keyrack.domain import keys as keyformat
+
+        keyformat.remember_prefix("Not A Prefix_" + "A" * 39)
+        assert "Not A Prefix" not in keyformat._KNOWN_PREFIXES
+        keyformat.remember_prefix("zz_" + "A" * 39)
+        assert "zz" in keyformat._KNOWN_PREFIXES

@@ -123,3 +123,19 @@ class TestPrune:
         await replica.invalidator.prune()
 
         assert ["key_2"] == [owner for owner, _ in db.invalidations.values()]
+
+
+class TestDeferredStart:
+    async def test_a_start_without_database_is_completed_by_the_first_poll(self, db, clock):
+        from keyrack.errors import BackendUnavailable
+
+        replica = Replica(db, clock)
+        db.unavailable = True
+        await replica.invalidator.start()  # logs and defers instead of raising
+        replica.fill("key_1")
+        with pytest.raises(BackendUnavailable):
+            await replica.invalidator.poll()
+        db.unavailable = False
+        assert 0 == await replica.invalidator.poll()
+        # What was cached before the first successful poll may be stale: it is dropped.
+        assert [] == replica.cached()
