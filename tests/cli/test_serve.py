@@ -74,3 +74,34 @@ class TestServe:
         assert "generated keyrack.secrets" in stderr
         assert "secrets.from_file" in stderr
         assert "KEYRACK_PEPPERS=" not in stderr
+
+    def test_workers_each_own_a_reuseport_socket_and_stop_gracefully(self, tmp_path, server_env):
+        port = _free_port()
+        with (
+            (tmp_path / "stdout.log").open("wb") as out,
+            (tmp_path / "stderr.log").open("wb") as err,
+        ):
+            process = subprocess.Popen(  # noqa: S603  # our own interpreter, fixed arguments
+                [sys.executable, "-m", "keyrack", "serve", "--port", str(port), "--workers", "2"],
+                cwd=tmp_path,
+                env=server_env,
+                stdout=out,
+                stderr=err,
+            )
+            try:
+                _wait_for_health(process, f"http://127.0.0.1:{port}/healthz")
+                # Fresh connections: the kernel spreads them over both workers' sockets.
+                answers = [
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5.0).status_code
+                    for _ in range(20)
+                ]
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+
+        assert [200] * 20 == answers
+        assert 0 == process.returncode
+        stderr = (tmp_path / "stderr.log").read_text()
+        # Both workers started and both shut down through their lifespan (usage flushed).
+        assert 2 == stderr.count("Application startup complete.")
+        assert 2 == stderr.count("Application shutdown complete.")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
+import socket
 from typing import Final
 
 import click
@@ -73,17 +76,73 @@ def serve(
     # The app factory reads KEYRACK_* in each server process: hand it what was resolved here.
     # The schema is current now: the server processes need not migrate again.
     os.environ.update(child_environment(resolved.model_copy(update={"migrate_on_start": False})))
-    uvicorn.run(
+    if workers == 1 or not hasattr(socket, "SO_REUSEPORT"):
+        _serve_process(resolved.host, resolved.port, access_log, resolved.log_level, reuse=False)
+        return
+    _serve_workers(workers, resolved.host, resolved.port, access_log, resolved.log_level)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def _serve_process(host: str, port: int, access_log: bool, log_level: str, *, reuse: bool) -> None:
+    """Run one uvicorn server in this process (with its own SO_REUSEPORT socket if ``reuse``)."""
+    config = uvicorn.Config(
         APP_FACTORY,
         factory=True,
-        host=resolved.host,
-        port=resolved.port,
-        workers=workers,
+        host=host,
+        port=port,
         access_log=access_log,
         # keyrack.logging.configure routes uvicorn's loggers through structlog in the app factory.
         log_config=None,
-        log_level=resolved.log_level.lower(),
-        # A spawned worker imports the whole app before it answers the supervisor's ping; on a
-        # busy small machine that can take longer than uvicorn's 5 s, which restarts it.
-        timeout_worker_healthcheck=30,
+        log_level=log_level.lower(),
     )
+    server = uvicorn.Server(config)
+    if reuse:
+        # Own process group: a terminal's Ctrl+C reaches only the parent, which forwards it
+        # once (a second SIGINT would make uvicorn skip the graceful shutdown and its flush).
+        os.setpgid(0, 0)
+        server.run(sockets=[_listening_socket(host, port)])
+    else:
+        server.run()
+
+
+def _serve_workers(workers: int, host: str, port: int, access_log: bool, log_level: str) -> None:
+    """Run ``workers`` independent server processes, each with its own SO_REUSEPORT socket.
+
+    The kernel then spreads connections evenly across them, which uvicorn's shared-socket
+    ``--workers`` does not (it often hands every connection to one worker). Each process has
+    its own verify cache; the invalidation log keeps them all current.
+    """
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(
+            target=_serve_process,
+            args=(host, port, access_log, log_level),
+            kwargs={"reuse": True},
+            name=f"keyrack-worker-{index}",
+        )
+        for index in range(workers)
+    ]
+
+    def stop(signum: int, _frame: object) -> None:
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    failed = [p.exitcode for p in processes if p.exitcode not in (0, -signal.SIGTERM)]
+    if failed:
+        raise SystemExit(1)
