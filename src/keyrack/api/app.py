@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -142,9 +141,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Keyrack
         )
         app.state.runtime = rt
         rt.start_background()
-        # Everything built so far (modules, app, engine) lives for the whole process: move it out
-        # of the collector's sight, so collections triggered by request garbage stay cheap.
-        gc.freeze()
         if rt.secrets_from_file:
             logger.warning(
                 "secrets.from_file",
