@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+from dataclasses import replace
 from typing import Final
 
 from keyrack.domain import ids
@@ -254,20 +255,15 @@ class AccountService:
             root_key = await repo.get_root_key(account_id, root_key_id)
             if root_key is None:
                 raise RootKeyNotFound
-            if root_key.revoked_at is None:
-                await repo.revoke_root_key(root_key_id, at=to_datetime(now))
-                await uow.invalidations.record([root_key_id], at=to_datetime(now))
-                await uow.commit()
-                root_key = RootKey(
-                    id=root_key.id,
-                    service_account_id=root_key.service_account_id,
-                    tenant_id=root_key.tenant_id,
-                    start=root_key.start,
-                    created_at=root_key.created_at,
-                    revoked_at=to_datetime(now),
-                )
+            if root_key.revoked_at is not None:
+                self._cache.invalidate(root_key_id)
+                return root_key
+            moment = to_datetime(now)
+            await repo.revoke_root_key(root_key_id, at=moment)
+            await uow.invalidations.record([root_key_id], at=moment)
+            await uow.commit()
         self._cache.invalidate(root_key_id)
-        return root_key
+        return replace(root_key, revoked_at=moment)
 
     async def authenticate(self, presented: str) -> Principal:
         """Turn a presented root key into the principal it authenticates.

@@ -91,9 +91,8 @@ class CacheInvalidator:
         gaps = [seq for seq in range(self._floor + 1, top) if seq not in self._seen][:BATCH]
         async with self._uow() as uow:
             rows = await uow.invalidations.since(top, limit=BATCH)
-            if gaps:
-                rows += await uow.invalidations.among(gaps)
-        fresh = [(seq, owner) for seq, owner in rows if seq not in self._seen]
+            late = await uow.invalidations.among(gaps) if gaps else []
+        fresh = [(seq, owner) for seq, owner in rows + late if seq not in self._seen]
         for seq, _ in fresh:
             self._seen[seq] = now
         self.apply([owner for _, owner in fresh])

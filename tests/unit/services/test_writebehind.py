@@ -132,3 +132,26 @@ class TestFlush:
 
         with pytest.raises(RuntimeError):
             await writes.flush()
+
+
+class TestRootRehash:
+    async def test_a_root_rehash_survives_a_failed_flush_and_lands_after(self, svc):
+        from keyrack.services.ports import RootRehash
+
+        root = await svc.accounts.bootstrap()
+        assert root is not None
+        [stored] = svc.db.root_keys.values()
+        item = RootRehash(
+            tenant_id=None,
+            root_key_id=stored.root_key.id,
+            digest=b"r" * 32,
+            pepper_version=7,
+        )
+        assert "digest" not in repr(item)
+        svc.writes.rehash_root(item)
+        svc.db.unavailable = True
+        assert 0 == await svc.writes.flush()
+        assert 1 == svc.writes.pending
+        svc.db.unavailable = False
+        assert 1 == await svc.writes.flush()
+        assert 7 == svc.db.root_keys[stored.root_key.id].pepper_version
