@@ -18,7 +18,9 @@ ApiKeyDep = Annotated[VerifyResult, Depends(KeyGuard())]
 async def test_open_create_verify_revoke(settings):
     async with await Keyrack.open(settings) as kr:
         tenant = await kr.create_tenant("Acme")
-        key, secret = await kr.create_key(tenant.id, "backend", meta={"plan": "pro"})
+        key, secret = await kr.create_key(
+            tenant.id, "backend", meta={"plan": "pro"}, permissions=["chat.write"], roles=["reader"]
+        )
         result = await kr.verify(secret)
         assert result.record is not None
         assert (Outcome.VALID, key.id, {"plan": "pro"}) == (

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -67,9 +68,20 @@ class Keyrack:
         expires_at: datetime | None = None,
         owner_id: str | None = None,
         meta: JsonObject | None = None,
+        permissions: Sequence[str] = (),
+        roles: Sequence[str] = (),
+        description: str | None = None,
     ) -> tuple[ApiKey, str]:
         """Create a key; returns it with its secret (shown this once)."""
-        spec = NewKey(name=name, expires_at=expires_at, owner_id=owner_id, meta=meta or {})
+        spec = NewKey(
+            name=name,
+            description=description,
+            expires_at=expires_at,
+            owner_id=owner_id,
+            meta=meta or {},
+            permissions=tuple(permissions),
+            roles=tuple(roles),
+        )
         return await self.runtime.keys.create(OPERATOR, tenant_id, spec)
 
     async def revoke_key(self, tenant_id: str, key_id: str) -> ApiKey:
