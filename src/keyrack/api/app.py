@@ -113,13 +113,7 @@ class KeyrackAPI(FastAPI):
             await endpoint(scope, receive, send)
         except Exception:  # the framework's error middleware is bypassed: answer like it would
             logger.exception("request.unexpected_error")
-            response = problems.problem(
-                500,
-                code="internal",
-                detail="an unexpected error occurred; it has been logged",
-                request_id=request_id,
-            )
-            await response(scope, receive, send)
+            await problems.internal_error(request_id)(scope, receive, send)
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> KeyrackAPI:

@@ -8,39 +8,26 @@ from __future__ import annotations
 import secrets
 from typing import Final
 
-import orjson
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from keyrack.api import problems
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 MAX_HEADER_BYTES: Final = 16 * 1024
 _REQUEST_ID_MAX: Final = 128
 
 
-def _problem_messages(
-    status: int, code: str, detail: str, request_id: str
-) -> tuple[Message, Message]:
-    body = orjson.dumps(
-        {
-            "type": "about:blank",
-            "title": {413: "Content Too Large", 431: "Request Header Fields Too Large"}[status],
-            "status": status,
-            "detail": detail,
-            "code": code,
-            "request_id": request_id,
-        }
+def _refusal(status: int, code: str, detail: str, request_id: str) -> Response:
+    return problems.problem(
+        status,
+        code=code,
+        detail=detail,
+        request_id=request_id,
+        # Answered before the app: add the id here, and close (the body may be unread).
+        headers={"x-request-id": request_id, "connection": "close"},
     )
-    start: Message = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()),
-            (b"connection", b"close"),
-        ],
-    }
-    return start, {"type": "http.response.body", "body": body}
 
 
 class GuardMiddleware:
@@ -67,14 +54,16 @@ class GuardMiddleware:
             request_id = secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
         if header_bytes > MAX_HEADER_BYTES:
-            await self._refuse(
-                send, 431, "request.headers_too_large", "request headers exceed 16 KiB", request_id
+            refusal = _refusal(
+                431, "request.headers_too_large", "request headers exceed 16 KiB", request_id
             )
+            await refusal(scope, receive, send)
             return
         if declared > MAX_BODY_BYTES:
-            await self._refuse(
-                send, 413, "request.body_too_large", "request body exceeds 1 MiB", request_id
+            refusal = _refusal(
+                413, "request.body_too_large", "request body exceeds 1 MiB", request_id
             )
+            await refusal(scope, receive, send)
             return
 
         received = 0
@@ -97,9 +86,3 @@ class GuardMiddleware:
             await send(message)
 
         await self.app(scope, limited_receive, send_with_id)
-
-    @staticmethod
-    async def _refuse(send: Send, status: int, code: str, detail: str, request_id: str) -> None:
-        start, body = _problem_messages(status, code, detail, request_id)
-        await send(start)
-        await send(body)

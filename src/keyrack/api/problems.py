@@ -8,6 +8,7 @@ from typing import Final
 import orjson
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -99,17 +100,29 @@ def from_error(error: errors.KeyrackError, request_id: str | None) -> Response:
     )
 
 
-def validation_errors(exc: RequestValidationError | Exception) -> list[dict[str, object]]:
-    """Pydantic errors without the offending input (it may be a secret)."""
-    raw = exc.errors() if isinstance(exc, RequestValidationError) else []
-    return [
+def invalid_request(
+    exc: RequestValidationError | ValidationError, request_id: str | None, *, detail: str
+) -> Response:
+    """A 422 listing pydantic's errors without the offending input (it may be a secret)."""
+    found = [
         {
             "loc": list(err.get("loc", ())),
             "msg": str(err.get("msg", "")),
             "type": str(err.get("type", "")),
         }
-        for err in raw
+        for err in exc.errors()
     ]
+    return problem(422, code="request.invalid", detail=detail, request_id=request_id, errors=found)
+
+
+def internal_error(request_id: str | None) -> Response:
+    """The answer to an unexpected exception (already logged by the caller)."""
+    return problem(
+        500,
+        code="internal",
+        detail="an unexpected error occurred; it has been logged",
+        request_id=request_id,
+    )
 
 
 async def _keyrack_handler(request: Request, exc: Exception) -> Response:
@@ -120,12 +133,11 @@ async def _keyrack_handler(request: Request, exc: Exception) -> Response:
 
 
 async def _validation_handler(request: Request, exc: Exception) -> Response:
-    return problem(
-        422,
-        code="request.invalid",
+    assert isinstance(exc, RequestValidationError)  # noqa: S101  # registered for this class only
+    return invalid_request(
+        exc,
+        request_id_of(request),
         detail="the request body or parameters are invalid; see 'errors'",
-        request_id=request_id_of(request),
-        errors=validation_errors(exc),
     )
 
 
@@ -142,12 +154,7 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
 
 async def _unexpected_handler(request: Request, exc: Exception) -> Response:
     logger.error("request.unexpected_error", exc_info=exc)
-    return problem(
-        500,
-        code="internal",
-        detail="an unexpected error occurred; it has been logged",
-        request_id=request_id_of(request),
-    )
+    return internal_error(request_id_of(request))
 
 
 def install(app: FastAPI) -> None:

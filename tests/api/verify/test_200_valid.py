@@ -65,3 +65,16 @@ class TestValid:
         assert "VALID" == (await api.verify(old)).json()["code"]
         assert "VALID" == (await api.verify(new)).json()["code"]
         assert key["id"] == (await api.verify(new)).json()["key_id"]
+
+
+class TestShape:
+    async def test_the_fast_renderer_matches_the_documented_response_model(self, api):
+        """verify_body builds dicts for speed; VerifyResponse documents them: they must agree."""
+        from keyrack.schemas.verify import VerifyResponse
+
+        tenant = await api.tenant()
+        _, secret = await api.key(tenant["id"], meta={"a": 1}, expires_at="2030-01-01T00:00:00Z")
+        for presented in (secret, "not a key"):
+            body = (await api.verify(presented)).json()
+            assert set(VerifyResponse.model_fields) == set(body)
+            assert body == VerifyResponse.model_validate(body).model_dump(mode="json")

@@ -85,15 +85,8 @@ async def verify(scope: Scope, receive: Receive, send: Send) -> None:
         key = _plain_key(await _body(receive))
         result = await runtime.verifier.verify(key, tenant_scope=principal.tenant_id)
     except ValidationError as exc:
-        response = problems.problem(
-            422,
-            code="request.invalid",
-            detail="the verify body is invalid; see 'errors'",
-            request_id=request_id,
-            errors=[
-                {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
-                for err in exc.errors(include_url=False, include_input=False, include_context=False)
-            ],
+        response = problems.invalid_request(
+            exc, request_id, detail="the verify body is invalid; see 'errors'"
         )
     except errors.KeyrackError as exc:
         response = problems.from_error(exc, request_id)
