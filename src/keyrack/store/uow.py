@@ -80,8 +80,3 @@ class SqlUnitOfWork:
             raise Conflict("the change conflicts with existing data") from exc
         except DRIVER_ERRORS as exc:
             raise BackendUnavailable("the database is unavailable; retry later") from exc
-
-
-def unit_of_work_factory(sessions: async_sessionmaker[AsyncSession]) -> SqlUnitOfWork:
-    """A new unit of work (the factory services receive is ``lambda: ...``)."""
-    return SqlUnitOfWork(sessions)
