@@ -9,6 +9,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
 
+from keyrack.domain.limits import CreditCharge, CreditState, LimitAnswer, LimitRequest
 from keyrack.domain.models import (
     ApiKey,
     KeyRecord,
@@ -324,4 +325,52 @@ class Cache(Protocol, Generic[T]):
 
     def clear(self) -> None:
         """Drop everything (used when a whole tenant goes away)."""
+        ...
+
+
+class LimitStore(Protocol):
+    """Rate limits, credits, budgets and concurrency leases: the counters verify charges.
+
+    ``apply`` is one atomic step (``keyrack.domain.limits.apply``): all or nothing, in the
+    contract's order. Implementations: ``MemoryLimitStore`` (one process) and
+    ``RedisLimitStore`` (shared by every replica, one round trip per call). Time comes from the
+    store itself (the injected clock, or Redis).
+    """
+
+    async def apply(self, request: LimitRequest, *, dry_run: bool = False) -> LimitAnswer:
+        """Decide and, when everything admits (and not ``dry_run``), consume.
+
+        Raises:
+            BackendUnavailable: The store cannot be reached.
+        """
+        ...
+
+    async def release(self, tenant_id: str, slot: str, lease_id: str) -> bool:
+        """Give a lease back; whether it was live (releasing twice is harmless).
+
+        Raises:
+            BackendUnavailable: The store cannot be reached.
+        """
+        ...
+
+    async def set_credits(self, tenant_id: str, slot: str, state: CreditState) -> None:
+        """Replace a balance (an explicit set through the management API).
+
+        Raises:
+            BackendUnavailable: The store cannot be reached.
+        """
+        ...
+
+    async def adjust_credits(
+        self, tenant_id: str, charge: CreditCharge, delta: int
+    ) -> CreditState | None:
+        """Add ``delta`` to the current balance atomically; ``None`` if it would leave 0 … max.
+
+        Raises:
+            BackendUnavailable: The store cannot be reached.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
         ...

@@ -89,6 +89,11 @@ class ApiKeyRow(Base):
         # (tenant_id, id) is unique so secrets can reference a key *of their own tenant*.
         UniqueConstraint("tenant_id", "id"),
         Index(None, "tenant_id", "owner_id"),
+        Index(None, "tenant_id", "identity_id"),
+        # Composite: a key can only ever belong to an identity of its own tenant.
+        ForeignKeyConstraint(
+            ["tenant_id", "identity_id"], ["identities.tenant_id", "identities.id"]
+        ),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -110,6 +115,66 @@ class ApiKeyRow(Base):
     updated_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    # Policy and limits configuration (NULL: none); see ``keyrack.store.limits_json``.
+    policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Counter snapshots written behind from the limit backend (which is authoritative).
+    credits_remaining: Mapped[int | None] = mapped_column(BigInteger)
+    credits_refilled_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    credits_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    budget_spent: Mapped[int | None] = mapped_column(BigInteger)
+    budget_period_start_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class IdentityRow(Base):
+    """The platform's own customer inside a tenant, shared by many keys."""
+
+    __tablename__ = "identities"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "external_id"),
+        UniqueConstraint("tenant_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(255))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    credits_remaining: Mapped[int | None] = mapped_column(BigInteger)
+    credits_refilled_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    credits_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PermissionRow(Base):
+    """A permission slug of a tenant's API keys (``chat.write``)."""
+
+    __tablename__ = "permissions"
+    __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class RoleRow(Base):
+    """A named bundle of permission slugs of one tenant."""
+
+    __tablename__ = "roles"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    permissions: Mapped[list[str]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class KeySecretRow(Base):

@@ -1,0 +1,346 @@
+"""One verify's limits as one atomic step: rate limits, concurrency, credits and budget.
+
+DESIGN.md §4 orders the limit checks ``RATE_LIMITED`` → ``CONCURRENCY_LIMITED`` →
+``USAGE_EXCEEDED`` → ``BUDGET_EXCEEDED``, makes several limits all-or-nothing, and lets a
+denied request consume nothing. ``apply`` is that whole step as a pure function of the stored
+counters: it reads every counter the request touches, decides, and only when everything admits
+returns the new counters to write. The in-memory backend is ``apply`` plus a dict; the Redis
+backend runs the same transition in one Lua script and a differential test holds the two equal.
+
+Everything here is integers (epoch milliseconds, units, micro-units) below 2**53, so a Lua port
+(doubles) computes the same answers. Calendar arithmetic stays out of it: the caller passes the
+latest credits refill instant (``keyrack.domain.credits.refill_boundary_ms``) and the current
+budget period start (``keyrack.domain.budget.period_start_ms``), computed from its own clock.
+
+Counters live in a tenant's namespace under a *slot* name: ``k:<key_id>:<limit>`` for a key's
+rate limit, ``i:<identity_id>:<limit>`` for an identity's, ``n:<namespace>:<identifier>`` for
+the standalone limit endpoint, ``k:<key_id>`` / ``i:<identity_id>`` for credits, budget and
+leases (each kind in its own map).
+
+**Seeding.** The database keeps a snapshot of credits and budget counters (written behind) so
+they survive a restart of an in-memory backend or the loss of Redis data; a charge carries the
+snapshot, used only when the backend holds no counter yet. Credits also carry a *version*,
+bumped by every explicit ``set`` through the management API: a snapshot with a newer version
+than the stored counter replaces it, so a set is never undone by an older counter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, NamedTuple
+
+from keyrack.domain import ratelimit
+from keyrack.domain.credits import MAX_AMOUNT
+from keyrack.domain.ratelimit import RateLimit
+from keyrack.domain.verification import Outcome
+
+__all__ = [
+    "NEVER",
+    "BudgetCharge",
+    "BudgetState",
+    "CreditCharge",
+    "CreditState",
+    "LeaseCharge",
+    "LimitAnswer",
+    "LimitRequest",
+    "LimitStates",
+    "RateCharge",
+    "RateReport",
+    "adjust_credits",
+    "apply",
+    "current_budget",
+    "current_credits",
+    "live_leases",
+]
+
+NEVER: Final = -1
+"""A refill boundary or period start that never comes (``refill: never``, ``period: never``)."""
+
+
+class RateCharge(NamedTuple):
+    """One named rate limit a request is charged to."""
+
+    slot: str
+    limit: RateLimit
+    cost: int
+
+
+class CreditCharge(NamedTuple):
+    """The credits a request spends, with the database snapshot to seed from.
+
+    Attributes:
+        slot: Whose balance (``k:<key_id>`` or ``i:<identity_id>``).
+        seed_remaining: The snapshot's balance.
+        seed_refilled_at_ms: The refill instant the snapshot reflects.
+        seed_version: The snapshot's version; a newer one replaces the stored counter.
+        refill_amount: The balance a refill sets.
+        boundary_ms: The latest scheduled refill instant at or before now, or ``NEVER``.
+        cost: Units to spend.
+    """
+
+    slot: str
+    seed_remaining: int
+    seed_refilled_at_ms: int
+    seed_version: int
+    refill_amount: int
+    boundary_ms: int
+    cost: int
+
+
+class BudgetCharge(NamedTuple):
+    """The micro-units a request spends against a budget, with the snapshot to seed from.
+
+    Attributes:
+        slot: Whose budget (``k:<key_id>``).
+        limit: Micro-units per period.
+        soft_limit: Spend at which ``soft_limit_reached`` turns true.
+        period_start_ms: Start of the current period, or ``NEVER``.
+        seed_spent: The snapshot's spend.
+        seed_period_start_ms: The period the snapshot's spend belongs to.
+        spend: Micro-units to charge.
+    """
+
+    slot: str
+    limit: int
+    soft_limit: int
+    period_start_ms: int
+    seed_spent: int
+    seed_period_start_ms: int
+    spend: int
+
+
+class LeaseCharge(NamedTuple):
+    """A concurrency slot to take: at most ``max_concurrency`` live leases per slot."""
+
+    slot: str
+    max_concurrency: int
+    ttl_ms: int
+    lease_id: str
+
+
+class LimitRequest(NamedTuple):
+    """Every counter one verify touches, in one tenant's namespace."""
+
+    tenant_id: str
+    rates: tuple[RateCharge, ...] = ()
+    credits: CreditCharge | None = None
+    budget: BudgetCharge | None = None
+    lease: LeaseCharge | None = None
+
+
+class CreditState(NamedTuple):
+    """A stored balance: what is left, the refill it reflects, the version it descends from."""
+
+    remaining: int
+    refilled_at_ms: int
+    version: int
+
+
+class BudgetState(NamedTuple):
+    """A stored budget counter: micro-units spent in the period starting ``period_start_ms``."""
+
+    spent: int
+    period_start_ms: int
+
+
+class LimitStates(NamedTuple):
+    """Read-only views of the stored counters ``apply`` needs (missing slots: nothing stored)."""
+
+    rates: Mapping[str, ratelimit.State]
+    credits: Mapping[str, CreditState]
+    budgets: Mapping[str, BudgetState]
+    leases: Mapping[str, Mapping[str, int]]
+    """Per slot, live lease ids and their expiry (epoch ms)."""
+
+
+class RateReport(NamedTuple):
+    """One rate limit's state for the response."""
+
+    name: str
+    limit: int
+    remaining: int
+    reset_at_ms: int
+
+
+class LimitAnswer(NamedTuple):
+    """The decision and what to report and persist.
+
+    Attributes:
+        outcome: ``VALID`` or the first failing limit's code.
+        rates: One report per rate charge, in request order.
+        credits: The balance after this request (before it when denied), or ``None``.
+        budget: The budget counter after this request (before it when denied), or ``None``.
+        lease_id: The lease taken, when admitted with a lease charge: the backend records it
+            in the charge's slot until ``now_ms + ttl_ms`` (and may drop expired ones).
+        new_rates: Rate states to write (empty unless admitted).
+        new_credits: Balance to write, or ``None``.
+        new_budget: Budget counter to write, or ``None``.
+    """
+
+    outcome: Outcome
+    rates: tuple[RateReport, ...] = ()
+    credits: CreditState | None = None
+    budget: BudgetState | None = None
+    lease_id: str | None = None
+    new_rates: tuple[tuple[str, ratelimit.State], ...] = ()
+    new_credits: CreditState | None = None
+    new_budget: BudgetState | None = None
+
+
+_EMPTY_STATE: Final = ratelimit.State()
+
+
+def current_credits(charge: CreditCharge, stored: CreditState | None) -> CreditState:
+    """The balance as it stands now: seeded from the snapshot if newer, refilled if due."""
+    if stored is None or stored.version < charge.seed_version:
+        stored = CreditState(charge.seed_remaining, charge.seed_refilled_at_ms, charge.seed_version)
+    boundary = charge.boundary_ms
+    if boundary != NEVER and stored.refilled_at_ms < boundary:
+        return CreditState(charge.refill_amount, boundary, stored.version)
+    return stored
+
+
+def current_budget(charge: BudgetCharge, stored: BudgetState | None) -> BudgetState:
+    """The budget counter as it stands now: seeded from the snapshot, rolled over if due."""
+    if stored is None:
+        stored = BudgetState(charge.seed_spent, charge.seed_period_start_ms)
+    start = charge.period_start_ms
+    if start != NEVER and stored.period_start_ms < start:
+        return BudgetState(0, start)
+    return stored
+
+
+def adjust_credits(
+    charge: CreditCharge, stored: CreditState | None, delta: int
+) -> CreditState | None:
+    """Add ``delta`` (negative: take away) to the current balance.
+
+    Returns:
+        The new balance, or ``None`` when taking away more than is left (nothing changes) or
+        adding past ``MAX_AMOUNT``.
+    """
+    current = current_credits(charge, stored)
+    remaining = current.remaining + delta
+    if not 0 <= remaining <= MAX_AMOUNT:
+        return None
+    return CreditState(remaining, current.refilled_at_ms, current.version)
+
+
+def live_leases(leases: Mapping[str, int] | None, now_ms: int) -> int:
+    """How many of ``leases`` have not expired at ``now_ms``."""
+    if not leases:
+        return 0
+    return sum(1 for expires in leases.values() if expires > now_ms)
+
+
+def apply(
+    states: LimitStates, request: LimitRequest, *, now_ms: int, dry_run: bool = False
+) -> LimitAnswer:
+    """Decide every limit of ``request`` at once.
+
+    Args:
+        states: The stored counters.
+        request: What the request is charged.
+        now_ms: Epoch milliseconds (the backend's clock).
+        dry_run: Report the current state without consuming anything or taking a lease (for a
+            request already denied by an earlier check).
+
+    Returns:
+        The first failing limit's outcome in the contract's order, or ``VALID``; when valid and
+        not a dry run, the counters to write and the lease taken.
+    """
+    outcome = Outcome.VALID
+    decisions: list[ratelimit.Decision] = []
+    for charge in request.rates:
+        state = states.rates.get(charge.slot, _EMPTY_STATE)
+        decision = ratelimit.check(
+            state, charge.limit, now_ms=now_ms, cost=0 if dry_run else charge.cost
+        )
+        if not decision.allowed:
+            outcome = Outcome.RATE_LIMITED
+        decisions.append(decision)
+    lease = request.lease
+    if (
+        lease is not None
+        and outcome is Outcome.VALID
+        and not dry_run
+        and live_leases(states.leases.get(lease.slot), now_ms) >= lease.max_concurrency
+    ):
+        outcome = Outcome.CONCURRENCY_LIMITED
+    credits = new_credits = None
+    if request.credits is not None:
+        charge_c = request.credits
+        credits = current_credits(charge_c, states.credits.get(charge_c.slot))
+        if not dry_run and charge_c.cost:
+            if charge_c.cost > credits.remaining:
+                if outcome is Outcome.VALID:
+                    outcome = Outcome.USAGE_EXCEEDED
+            else:
+                new_credits = credits._replace(remaining=credits.remaining - charge_c.cost)
+    budget = new_budget = None
+    if request.budget is not None:
+        charge_b = request.budget
+        budget = current_budget(charge_b, states.budgets.get(charge_b.slot))
+        if not dry_run and charge_b.spend:
+            if charge_b.spend > charge_b.limit - budget.spent:
+                if outcome is Outcome.VALID:
+                    outcome = Outcome.BUDGET_EXCEEDED
+            else:
+                new_budget = BudgetState(budget.spent + charge_b.spend, budget.period_start_ms)
+    if outcome is not Outcome.VALID or dry_run:
+        if outcome is not Outcome.VALID and not dry_run:
+            # Nothing is consumed: report every limit as it stands.
+            decisions = [
+                ratelimit.check(
+                    states.rates.get(c.slot, _EMPTY_STATE), c.limit, now_ms=now_ms, cost=0
+                )
+                if c.cost
+                else d
+                for c, d in zip(request.rates, decisions, strict=True)
+            ]
+        return LimitAnswer(
+            outcome,
+            _reports(request.rates, decisions),
+            credits,
+            budget,
+        )
+    return LimitAnswer(
+        Outcome.VALID,
+        _reports(request.rates, decisions),
+        new_credits or credits,
+        new_budget or budget,
+        None if lease is None else lease.lease_id,
+        tuple(
+            (charge.slot, decision.state)
+            for charge, decision in zip(request.rates, decisions, strict=True)
+            if charge.cost
+        ),
+        new_credits if new_credits is not None else _changed(credits, request.credits, states),
+        new_budget if new_budget is not None else _changed_budget(budget, request.budget, states),
+    )
+
+
+def _reports(
+    charges: tuple[RateCharge, ...], decisions: list[ratelimit.Decision]
+) -> tuple[RateReport, ...]:
+    return tuple(
+        RateReport(c.limit.name, c.limit.limit, d.remaining, d.reset_at_ms)
+        for c, d in zip(charges, decisions, strict=True)
+    )
+
+
+def _changed(
+    credits: CreditState | None, charge: CreditCharge | None, states: LimitStates
+) -> CreditState | None:
+    """A seeded or refilled balance is written even when nothing was spent."""
+    if credits is None or charge is None or states.credits.get(charge.slot) == credits:
+        return None
+    return credits
+
+
+def _changed_budget(
+    budget: BudgetState | None, charge: BudgetCharge | None, states: LimitStates
+) -> BudgetState | None:
+    if budget is None or charge is None or states.budgets.get(charge.slot) == budget:
+        return None
+    return budget
