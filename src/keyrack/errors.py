@@ -7,9 +7,11 @@ The tree::
 
     KeyrackError                      code: ClassVar[str], message: str (safe to show)
       NotFound                        404
-        TenantNotFound, KeyNotFound, ServiceAccountNotFound, RootKeyNotFound
+        TenantNotFound, KeyNotFound, ServiceAccountNotFound, RootKeyNotFound,
+        IdentityNotFound, PermissionNotFound, RoleNotFound, LeaseNotFound
       Conflict                        409
-        KeyAlreadyRevoked, DuplicateSlug, ConcurrentUpdate
+        KeyAlreadyRevoked, DuplicateSlug, ConcurrentUpdate, DuplicateExternalId,
+        DuplicatePermission, DuplicateRole, InsufficientCredits
       AuthenticationFailed            401
         ApiKeyRejected                (the library's route guard: outcome in details)
       PermissionDenied                403
@@ -32,14 +34,23 @@ __all__ = [
     "ConcurrentUpdate",
     "ConfigurationError",
     "Conflict",
+    "DuplicateExternalId",
+    "DuplicatePermission",
+    "DuplicateRole",
     "DuplicateSlug",
+    "IdentityNotFound",
+    "InsufficientCredits",
     "InvalidInput",
     "KeyAlreadyRevoked",
     "KeyNotFound",
     "KeyrackError",
+    "LeaseNotFound",
     "MissingDependency",
     "NotFound",
     "PermissionDenied",
+    "PermissionNotFound",
+    "PermissionQuerySyntax",
+    "RoleNotFound",
     "RootKeyNotFound",
     "ServiceAccountNotFound",
     "TenantNotFound",
@@ -107,6 +118,62 @@ class KeyAlreadyRevoked(Conflict):
     default_message = "the key is revoked; revocation is final"
 
 
+class IdentityNotFound(NotFound):
+    """No such identity in this tenant."""
+
+    code = "identity.not_found"
+    default_message = "identity not found"
+
+
+class PermissionNotFound(NotFound):
+    """No such permission in this tenant."""
+
+    code = "permission.not_found"
+    default_message = "permission not found"
+
+
+class RoleNotFound(NotFound):
+    """No such role in this tenant."""
+
+    code = "role.not_found"
+    default_message = "role not found"
+
+
+class LeaseNotFound(NotFound):
+    """The lease id is malformed or belongs to a tenant the caller cannot see."""
+
+    code = "lease.not_found"
+    default_message = "lease not found"
+
+
+class DuplicateExternalId(Conflict):
+    """An identity with this ``external_id`` already exists in the tenant."""
+
+    code = "identity.duplicate_external_id"
+    default_message = "an identity with this external_id already exists in the tenant"
+
+
+class DuplicatePermission(Conflict):
+    """A permission with this slug already exists in the tenant."""
+
+    code = "permission.duplicate"
+    default_message = "a permission with this slug already exists in the tenant"
+
+
+class DuplicateRole(Conflict):
+    """A role with this name already exists in the tenant."""
+
+    code = "role.duplicate"
+    default_message = "a role with this name already exists in the tenant"
+
+
+class InsufficientCredits(Conflict):
+    """A decrement would take the balance below zero (nothing changed)."""
+
+    code = "credits.insufficient"
+    default_message = "the balance is lower than the decrement; nothing was changed"
+
+
 class DuplicateSlug(Conflict):
     """A tenant with this slug already exists."""
 
@@ -150,6 +217,17 @@ class InvalidInput(KeyrackError):
 
     code = "invalid_input"
     default_message = "invalid input"
+
+
+class PermissionQuerySyntax(InvalidInput):
+    """The permission query is malformed; ``position`` is the 0-based offset of the problem."""
+
+    code = "permissions.query_syntax"
+    default_message = "malformed permission query"
+
+    def __init__(self, message: str, *, position: int) -> None:
+        super().__init__(message, position=position)
+        self.position = position
 
 
 class BackendUnavailable(KeyrackError):

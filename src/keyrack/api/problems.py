@@ -25,6 +25,7 @@ STATUS: Final[dict[type[errors.KeyrackError], int]] = {
     errors.AuthenticationFailed: 401,
     errors.PermissionDenied: 403,
     errors.InvalidInput: 422,
+    errors.PermissionQuerySyntax: 400,
     errors.BackendUnavailable: 503,
     errors.ConfigurationError: 500,
 }

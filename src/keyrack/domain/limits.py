@@ -30,9 +30,10 @@ from collections.abc import Mapping
 from typing import Final, NamedTuple
 
 from keyrack.domain import ratelimit
-from keyrack.domain.credits import MAX_AMOUNT
+from keyrack.domain.budget import Budget
+from keyrack.domain.credits import MAX_AMOUNT, Credits
+from keyrack.domain.outcome import Outcome
 from keyrack.domain.ratelimit import RateLimit
-from keyrack.domain.verification import Outcome
 
 __all__ = [
     "NEVER",
@@ -42,19 +43,122 @@ __all__ = [
     "CreditState",
     "LeaseCharge",
     "LimitAnswer",
+    "LimitPlan",
     "LimitRequest",
     "LimitStates",
     "RateCharge",
     "RateReport",
     "adjust_credits",
     "apply",
+    "build_plan",
     "current_budget",
     "current_credits",
+    "identity_slot",
+    "key_slot",
     "live_leases",
 ]
 
 NEVER: Final = -1
 """A refill boundary or period start that never comes (``refill: never``, ``period: never``)."""
+
+
+class LimitPlan(NamedTuple):
+    """What a key charges on every verify, with the slots its counters live in.
+
+    Built once when a key's record is loaded (``build_plan``) and cached with it.
+
+    Attributes:
+        rates: ``(slot, limit)`` for each rate limit of the key and of its identity.
+        credits_slot: Whose balance is spent: the key's if it has credits, else its identity's.
+        credits: That balance's configuration and database snapshot.
+        credits_version: The snapshot's version.
+        budget_slot: The key's budget slot (budgets live on keys only).
+        budget: The budget's configuration and snapshot.
+        lease_slot: The key's concurrency slot.
+        max_concurrency: Leases allowed at once (0 when unlimited: no lease is taken).
+        lease_ttl_ms: How long an unreleased lease holds its slot.
+    """
+
+    rates: tuple[tuple[str, RateLimit], ...] = ()
+    credits_slot: str | None = None
+    credits: Credits | None = None
+    credits_version: int = 0
+    budget_slot: str | None = None
+    budget: Budget | None = None
+    lease_slot: str | None = None
+    max_concurrency: int = 0
+    lease_ttl_ms: int = 60_000
+
+
+def key_slot(key_id: str) -> str:
+    """The counter slot of a key's credits, budget and leases."""
+    return "k:" + key_id
+
+
+def identity_slot(identity_id: str) -> str:
+    """The counter slot of an identity's credits."""
+    return "i:" + identity_id
+
+
+def build_plan(
+    *,
+    key_id: str,
+    rate_limits: tuple[RateLimit, ...],
+    credits: Credits | None,
+    credits_version: int,
+    budget: Budget | None,
+    max_concurrency: int | None,
+    lease_ttl_seconds: int,
+    identity_id: str | None = None,
+    identity_rate_limits: tuple[RateLimit, ...] = (),
+    identity_credits: Credits | None = None,
+    identity_credits_version: int = 0,
+) -> LimitPlan | None:
+    """Merge a key's limits with its identity's.
+
+    A key's rate limit shadows its identity's limit of the same name; the identity's other
+    limits are shared by every key of the identity (their slot is the identity's). Credits are
+    the key's own when it has a balance, else the identity's.
+
+    Returns:
+        The plan, or ``None`` when nothing would be charged.
+    """
+    names = {limit.name for limit in rate_limits}
+    rates = [(f"k:{key_id}:{limit.name}", limit) for limit in rate_limits]
+    if identity_id is not None:
+        rates += [
+            (f"i:{identity_id}:{limit.name}", limit)
+            for limit in identity_rate_limits
+            if limit.name not in names
+        ]
+    credits_slot: str | None = None
+    if credits is not None and credits.remaining is not None:
+        credits_slot = key_slot(key_id)
+    elif (
+        identity_id is not None
+        and identity_credits is not None
+        and identity_credits.remaining is not None
+    ):
+        credits_slot, credits, credits_version = (
+            identity_slot(identity_id),
+            identity_credits,
+            identity_credits_version,
+        )
+    else:
+        credits = None
+    if not rates and credits_slot is None and budget is None and not max_concurrency:
+        return None
+    return LimitPlan(
+        rates=tuple(rates),
+        credits_slot=credits_slot,
+        credits=credits,
+        credits_version=credits_version,
+        budget_slot=None if budget is None else key_slot(key_id),
+        budget=budget,
+        lease_slot=key_slot(key_id) if max_concurrency else None,
+        max_concurrency=max_concurrency or 0,
+        lease_ttl_ms=lease_ttl_seconds * 1000,
+    )
 
 
 class RateCharge(NamedTuple):

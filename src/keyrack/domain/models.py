@@ -5,9 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
+from keyrack.domain.budget import Budget
+from keyrack.domain.credits import Credits
 from keyrack.domain.permissions import Permission
+from keyrack.domain.policy import KeyPolicy
+from keyrack.domain.ratelimit import RateLimit
+
+if TYPE_CHECKING:
+    # Only an annotation here: ``limits`` imports ``verification``, which imports this module.
+    from keyrack.domain.limits import LimitPlan
 
 JsonObject = dict[str, object]
 
@@ -15,6 +23,9 @@ MAX_NAME_LENGTH: Final = 255
 MAX_DESCRIPTION_LENGTH: Final = 1024
 MAX_META_BYTES: Final = 16 * 1024
 MAX_META_DEPTH: Final = 8
+DEFAULT_LEASE_TTL_SECONDS: Final = 60
+MAX_LEASE_TTL_SECONDS: Final = 86_400
+MAX_CONCURRENCY: Final = 1_000_000
 
 
 class KeyStatus(StrEnum):
@@ -35,6 +46,80 @@ class Tenant:
     key_prefix: str
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The counters a key or an identity carries (identities use only rate limits and credits).
+
+    Attributes:
+        rate_limits: Named limits, names distinct.
+        credits: The balance configuration and its last known snapshot, or ``None``.
+        credits_version: Bumped by every explicit set of the balance (see ``domain.limits``).
+        budget: Spending cap and its last known snapshot, or ``None``.
+        max_concurrency: Concurrent leases allowed, or ``None`` for no limit.
+        lease_ttl_seconds: How long an unreleased lease holds its slot.
+    """
+
+    rate_limits: tuple[RateLimit, ...] = ()
+    credits: Credits | None = None
+    credits_version: int = 0
+    budget: Budget | None = None
+    max_concurrency: int | None = None
+    lease_ttl_seconds: int = DEFAULT_LEASE_TTL_SECONDS
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether verify has nothing to charge."""
+        return (
+            not self.rate_limits
+            and (self.credits is None or self.credits.remaining is None)
+            and self.budget is None
+            and self.max_concurrency is None
+        )
+
+
+NO_LIMITS: Final = Limits()
+NO_POLICY: Final = KeyPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The platform's own customer inside a tenant; its limits are shared by all its keys."""
+
+    id: str
+    tenant_id: str
+    external_id: str
+    meta: JsonObject
+    limits: Limits
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionDef:
+    """A permission slug of a tenant's API keys."""
+
+    id: str
+    tenant_id: str
+    slug: str
+    description: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """A named bundle of permission slugs."""
+
+    id: str
+    tenant_id: str
+    name: str
+    description: str | None
+    permissions: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +145,8 @@ class ApiKey:
     last_used_at: datetime | None
     revoked_at: datetime | None = None
     version: int = 1
+    policy: KeyPolicy = NO_POLICY
+    limits: Limits = NO_LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +184,22 @@ class KeyRecord:
     permissions: tuple[str, ...]
     roles: tuple[str, ...]
     expires_at: datetime | None
+    granted: frozenset[str] = frozenset()
+    """Direct permissions plus those of the key's roles, for permission queries."""
+    policy: KeyPolicy | None = None
+    """``None`` when the key has no network or token policy (verify skips the step)."""
+    plan: LimitPlan | None = None
+    """The key's limits merged with its identity's; ``None`` when there is nothing to charge."""
+    identity: IdentityRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRef:
+    """The identity a verified key belongs to, as verify reports it."""
+
+    id: str
+    external_id: str
+    meta: JsonObject
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, NamedTuple, TypeAlias
 
-from keyrack.errors import InvalidInput
+from keyrack.errors import PermissionQuerySyntax
 
 __all__ = [
     "MAX_DEPTH",
@@ -83,17 +83,6 @@ _TOKEN_RE: Final = re.compile(r"[ \t\n\r\f\v]*(?:([()])|([^ \t\n\r\f\v()]+))?")
 _SEGMENT_START: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 _SEGMENT_CHAR: Final = _SEGMENT_START | frozenset(":-")
 _SHOWN_WORD_LENGTH: Final = 40
-
-
-class PermissionQuerySyntax(InvalidInput):
-    """The permission query is malformed; ``position`` is the 0-based offset of the problem."""
-
-    code = "permissions.query_syntax"
-    default_message = "malformed permission query"
-
-    def __init__(self, message: str, *, position: int) -> None:
-        super().__init__(message, position=position)
-        self.position = position
 
 
 class Keyword(StrEnum):

@@ -7,27 +7,12 @@ steps after ``check_state`` without reordering it.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import NamedTuple
 
 from keyrack.domain.models import KeyRecord, KeyStatus
+from keyrack.domain.outcome import Outcome
 
-
-class Outcome(StrEnum):
-    """The code of a verify answer, in check order."""
-
-    NOT_FOUND = "NOT_FOUND"
-    DISABLED = "DISABLED"
-    REVOKED = "REVOKED"
-    EXPIRED = "EXPIRED"
-    FORBIDDEN = "FORBIDDEN"
-    INSUFFICIENT_PERMISSIONS = "INSUFFICIENT_PERMISSIONS"
-    TOKENS_EXCEEDED = "TOKENS_EXCEEDED"
-    RATE_LIMITED = "RATE_LIMITED"
-    CONCURRENCY_LIMITED = "CONCURRENCY_LIMITED"
-    USAGE_EXCEEDED = "USAGE_EXCEEDED"
-    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
-    VALID = "VALID"
+__all__ = ["NOT_FOUND", "Outcome", "VerifyResult", "check_state"]
 
 
 class VerifyResult(NamedTuple):

@@ -12,6 +12,9 @@ from typing import Generic, Protocol, Self, TypeVar
 from keyrack.domain.limits import CreditCharge, CreditState, LimitAnswer, LimitRequest
 from keyrack.domain.models import (
     ApiKey,
+    Identity,
+    PermissionDef,
+    Role,
     KeyRecord,
     KeySecret,
     KeyStatus,
@@ -105,6 +108,133 @@ class KeyRepository(Protocol):
 
     async def retire_secrets(self, key_id: str, *, grace_end: datetime, now: datetime) -> None:
         """End the key's current secret at ``grace_end`` and any older live one at ``now``."""
+        ...
+
+    async def ids_with_identity(self, identity_id: str) -> builtins.list[str]:
+        """Ids of the keys that belong to ``identity_id``."""
+        ...
+
+    async def detach_identity(self, identity_id: str) -> builtins.list[str]:
+        """Take ``identity_id`` off every key that has it; the ids of those keys."""
+        ...
+
+    async def ids_with_role(self, role: str) -> builtins.list[str]:
+        """Ids of the keys that hold the role named ``role``."""
+        ...
+
+    async def strip_role(self, role: str) -> builtins.list[str]:
+        """Remove the role named ``role`` from every key; the ids of the keys changed."""
+        ...
+
+    async def strip_permission(self, slug: str) -> builtins.list[str]:
+        """Remove the direct permission ``slug`` from every key; the ids of the keys changed."""
+        ...
+
+    async def write_credits(
+        self, key_id: str, *, remaining: int | None, refilled_at_ms: int, version: int
+    ) -> None:
+        """Store a balance snapshot and its version (an explicit set or adjustment)."""
+        ...
+
+
+class IdentityRepository(Protocol):
+    """Identities of one tenant."""
+
+    tenant_id: str
+
+    async def get(self, identity_id: str) -> Identity | None:
+        """The identity, or ``None`` (also for another tenant's)."""
+        ...
+
+    async def by_external_id(self, external_id: str) -> Identity | None:
+        """The identity with this ``external_id``, or ``None``."""
+        ...
+
+    async def add(self, identity: Identity) -> None:
+        """Insert; a taken ``external_id`` raises ``DuplicateExternalId``."""
+        ...
+
+    async def update(self, identity: Identity, *, expected_version: int) -> bool:
+        """Write if the stored version is still ``expected_version``; whether it was written.
+
+        A taken ``external_id`` raises ``DuplicateExternalId``.
+        """
+        ...
+
+    async def remove(self, identity_id: str) -> bool:
+        """Delete (keys must have been detached first); whether it existed."""
+        ...
+
+    async def list(
+        self, *, limit: int, after: str | None, external_id: str | None = None
+    ) -> builtins.list[Identity]:
+        """Identities ordered by id after the cursor id, optionally one ``external_id``."""
+        ...
+
+    async def write_credits(
+        self, identity_id: str, *, remaining: int | None, refilled_at_ms: int, version: int
+    ) -> None:
+        """Store a balance snapshot and its version."""
+        ...
+
+
+class PermissionRepository(Protocol):
+    """The permission slugs of one tenant's API keys."""
+
+    tenant_id: str
+
+    async def get(self, permission_id: str) -> PermissionDef | None:
+        """The permission, or ``None``."""
+        ...
+
+    async def by_slugs(self, slugs: Sequence[str]) -> builtins.list[PermissionDef]:
+        """The permissions among ``slugs`` that exist."""
+        ...
+
+    async def add(self, permission: PermissionDef) -> None:
+        """Insert; a taken slug raises ``DuplicatePermission``."""
+        ...
+
+    async def remove(self, permission_id: str) -> bool:
+        """Delete; whether it existed."""
+        ...
+
+    async def list(self, *, limit: int, after: str | None) -> builtins.list[PermissionDef]:
+        """Permissions ordered by id after the cursor id."""
+        ...
+
+
+class RoleRepository(Protocol):
+    """The roles of one tenant."""
+
+    tenant_id: str
+
+    async def get(self, role_id: str) -> Role | None:
+        """The role, or ``None``."""
+        ...
+
+    async def by_names(self, names: Sequence[str]) -> builtins.list[Role]:
+        """The roles among ``names`` that exist."""
+        ...
+
+    async def add(self, role: Role) -> None:
+        """Insert; a taken name raises ``DuplicateRole``."""
+        ...
+
+    async def update(self, role: Role, *, expected_version: int) -> bool:
+        """Write if the stored version is still ``expected_version``; whether it was written."""
+        ...
+
+    async def remove(self, role_id: str) -> bool:
+        """Delete; whether it existed."""
+        ...
+
+    async def list(self, *, limit: int, after: str | None) -> builtins.list[Role]:
+        """Roles ordered by id after the cursor id."""
+        ...
+
+    async def strip_permission(self, slug: str) -> None:
+        """Remove ``slug`` from every role of the tenant."""
         ...
 
 
@@ -206,6 +336,22 @@ class RootRehash:
         return f"RootRehash(root_key_id={self.root_key_id!r}, pepper_version={self.pepper_version})"
 
 
+@dataclass(frozen=True, slots=True)
+class CounterSnapshot:
+    """A write-behind snapshot of a credits balance or budget counter from the limit store.
+
+    ``owner`` is a key id (``key_…``) or identity id (``idn_…``); a balance snapshot is written
+    only while the stored ``credits_version`` still equals ``version`` (an explicit set wins).
+    """
+
+    tenant_id: str
+    owner: str
+    credits: tuple[int, int, int] | None = None
+    """``(remaining, refilled_at_ms, version)``."""
+    budget: tuple[int, int] | None = None
+    """``(spent, period_start_ms)`` (keys only)."""
+
+
 class UsageWriter(Protocol):
     """Batched writes that verify defers off its hot path."""
 
@@ -219,6 +365,10 @@ class UsageWriter(Protocol):
 
     async def write_root_rehashes(self, items: Sequence[RootRehash]) -> None:
         """The same for root keys (each scoped by its tenant, or the platform)."""
+        ...
+
+    async def write_counters(self, items: Sequence[CounterSnapshot]) -> None:
+        """Store credits and budget snapshots (each scoped by its tenant)."""
         ...
 
 
@@ -280,6 +430,18 @@ class UnitOfWork(Protocol):
 
     def service_accounts(self, tenant_id: str | None) -> ServiceAccountRepository:
         """The service-account repository bound to a tenant or the platform."""
+        ...
+
+    def identities(self, tenant_id: str) -> IdentityRepository:
+        """The identity repository bound to ``tenant_id``."""
+        ...
+
+    def permissions(self, tenant_id: str) -> PermissionRepository:
+        """The permission repository bound to ``tenant_id``."""
+        ...
+
+    def roles(self, tenant_id: str) -> RoleRepository:
+        """The role repository bound to ``tenant_id``."""
         ...
 
     async def commit(self) -> None:
