@@ -55,8 +55,12 @@ class Api:
         assert response.status_code == 201, response.text
         return response.json()["root_key"]
 
-    async def verify(self, key: object, root_key: str | None = None) -> httpx.Response:
-        return await self.client.post("/v1/verify", json={"key": key}, headers=self.auth(root_key))
+    async def verify(
+        self, key: object, root_key: str | None = None, **facts: Any
+    ) -> httpx.Response:
+        return await self.client.post(
+            "/v1/verify", json={"key": key, **facts}, headers=self.auth(root_key)
+        )
 
 
 @pytest.fixture

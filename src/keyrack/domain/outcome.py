@@ -21,8 +21,9 @@ class Outcome(StrEnum):
     TOKENS_EXCEEDED = "TOKENS_EXCEEDED"
     RATE_LIMITED = "RATE_LIMITED"
     CONCURRENCY_LIMITED = "CONCURRENCY_LIMITED"
-    LIMITS_UNAVAILABLE = "LIMITS_UNAVAILABLE"
-    """Credits, budget or concurrency could not be checked (the shared store is down)."""
     USAGE_EXCEEDED = "USAGE_EXCEEDED"
     BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
+    LIMITS_UNAVAILABLE = "LIMITS_UNAVAILABLE"
+    """Credits, budget or concurrency could not be checked (the shared store is down); keyrack's
+    addition to DESIGN.md §4, so an outage never reads as a customer out of credits."""
     VALID = "VALID"

@@ -7,12 +7,44 @@ steps after ``check_state`` without reordering it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from keyrack.domain.models import KeyRecord, KeyStatus
 from keyrack.domain.outcome import Outcome
 
-__all__ = ["NOT_FOUND", "Outcome", "VerifyResult", "check_state"]
+if TYPE_CHECKING:
+    from keyrack.domain.limits import LimitAnswer
+
+__all__ = ["NOT_FOUND", "NO_FACTS", "Outcome", "VerifyFacts", "VerifyResult", "check_state"]
+
+
+class VerifyFacts(NamedTuple):
+    """What the caller tells about the request being verified (DESIGN.md §4, §11).
+
+    Attributes:
+        permissions: A permission query (``a AND (b OR c)``), or ``None``.
+        endpoint: ``"METHOD /path"``.
+        ip: The client's address.
+        origin: The ``Origin`` the request came from.
+        tls: Whether the request came over TLS.
+        tokens: Tokens the request asks for (``max_tokens_per_request``).
+        cost: Units charged to credits and to every rate limit (default 1).
+        ratelimits: ``(name, cost)`` overrides of the cost for named rate limits.
+        spend: Micro-units charged to the budget (default 0).
+    """
+
+    permissions: str | None = None
+    endpoint: str | None = None
+    ip: str | None = None
+    origin: str | None = None
+    tls: bool | None = None
+    tokens: int | None = None
+    cost: int = 1
+    ratelimits: tuple[tuple[str, int], ...] = ()
+    spend: int = 0
+
+
+NO_FACTS = VerifyFacts()
 
 
 class VerifyResult(NamedTuple):
@@ -24,6 +56,10 @@ class VerifyResult(NamedTuple):
 
     outcome: Outcome
     record: KeyRecord | None = None
+    reason: str | None = None
+    """Why a ``FORBIDDEN`` or ``TOKENS_EXCEEDED`` answer was given (``ip_not_allowed`` …)."""
+    limits: LimitAnswer | None = None
+    """Rate limits, credits, budget and lease after this request, for keys that have any."""
 
     @property
     def valid(self) -> bool:

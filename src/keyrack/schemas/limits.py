@@ -7,9 +7,10 @@ services validate again (the library and the CLI call them without these models)
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
 
 from keyrack.domain import budget as budgets
 from keyrack.domain.budget import Budget, BudgetPeriod
@@ -114,3 +115,30 @@ class CreditsRead(BaseModel):
 
     remaining: int | None
     refill: RefillSpec
+
+
+class RateLimitCheck(RequestModel):
+    """``POST /v1/ratelimit``: charge ``cost`` to the limit of ``identifier`` in ``namespace``."""
+
+    namespace: ShortText
+    identifier: ShortText
+    limit: Annotated[StrictInt, Field(ge=1, le=MAX_LIMIT)]
+    window_seconds: Annotated[StrictInt, Field(ge=MIN_WINDOW_MS // 1000, le=MAX_WINDOW_MS // 1000)]
+    cost: Units = 1
+    tenant_id: Annotated[StrictStr, Field(max_length=64)] | None = None
+    """Whose namespace (platform callers); a tenant-scoped caller's own tenant by default."""
+
+
+class RateLimitChecked(BaseModel):
+    """The decision: ``success`` false means limited (nothing was consumed)."""
+
+    success: bool
+    limit: int
+    remaining: int
+    reset_at: datetime
+
+
+class LeaseReleased(BaseModel):
+    """Whether the lease was still held (``false`` for a repeat or an expired lease)."""
+
+    released: bool

@@ -7,15 +7,22 @@ domain functions first.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import TypeVar
 
 from keyrack.domain import validation
-from keyrack.domain.models import JsonObject
+from keyrack.domain.models import (
+    MAX_CONCURRENCY,
+    MAX_LEASE_TTL_SECONDS,
+    JsonObject,
+    Limits,
+)
 from keyrack.errors import InvalidInput
 
 T = TypeVar("T")
 
 MAX_SLUGS = 1000
+MAX_RATE_LIMITS = 32
 
 
 def checked(check: Callable[[T], T], value: T) -> T:
@@ -51,3 +58,38 @@ def slugs(values: Iterable[str], *, field: str) -> tuple[str, ...]:
     if len(result) > MAX_SLUGS:
         raise InvalidInput(f"{field} must hold at most {MAX_SLUGS} entries")
     return result
+
+
+def limits(value: Limits, *, now_ms: int | None) -> Limits:
+    """Bounded limits; with ``now_ms``, a balance being set counts as set (refilled) now.
+
+    Stamping the balance with the time it is set means a daily or monthly refill first comes
+    at the next scheduled instant, not at once (which would overwrite the balance just set).
+
+    Raises:
+        InvalidInput: Too many or repeated rate limit names, or a value out of bounds.
+    """
+    names = [limit.name for limit in value.rate_limits]
+    if len(names) > MAX_RATE_LIMITS:
+        raise InvalidInput(
+            f"a key or identity has at most {MAX_RATE_LIMITS} rate limits", field="rate_limits"
+        )
+    if len(set(names)) != len(names):
+        raise InvalidInput("rate limit names must be distinct", field="rate_limits")
+    concurrency = value.max_concurrency
+    if concurrency is not None and (
+        type(concurrency) is not int or not 1 <= concurrency <= MAX_CONCURRENCY
+    ):
+        raise InvalidInput(
+            f"max_concurrency must be an integer 1 … {MAX_CONCURRENCY} or null",
+            field="max_concurrency",
+        )
+    ttl = value.lease_ttl_seconds
+    if type(ttl) is not int or not 1 <= ttl <= MAX_LEASE_TTL_SECONDS:
+        raise InvalidInput(
+            f"lease_ttl_seconds must be an integer 1 … {MAX_LEASE_TTL_SECONDS}",
+            field="lease_ttl_seconds",
+        )
+    if now_ms is not None and value.credits is not None:
+        value = replace(value, credits=replace(value.credits, refilled_at_ms=now_ms))
+    return value

@@ -6,15 +6,30 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from keyrack.domain import ids
 from keyrack.domain import keys as keyformat
+from keyrack.domain.budget import Budget
+from keyrack.domain.credits import Credits
 from keyrack.domain.hashing import Peppers
-from keyrack.domain.models import ApiKey, JsonObject, KeyRecord, KeySecret, KeyStatus
+from keyrack.domain.limits import CreditState, key_slot
+from keyrack.domain.models import (
+    NO_LIMITS,
+    NO_POLICY,
+    ApiKey,
+    JsonObject,
+    KeyRecord,
+    KeySecret,
+    KeyStatus,
+    Limits,
+)
 from keyrack.domain.permissions import Permission, Principal
+from keyrack.domain.policy import KeyPolicy, build_policy
+from keyrack.domain.ratelimit import RateLimit
 from keyrack.errors import (
     ConcurrentUpdate,
+    IdentityNotFound,
     InvalidInput,
     KeyAlreadyRevoked,
     KeyNotFound,
@@ -30,9 +45,11 @@ from keyrack.services.ports import (
     Entropy,
     KeyFilter,
     KeyRepository,
+    LimitStore,
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from keyrack.services.rbac import resolve_key_grants
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +75,9 @@ class NewKey:
     meta: JsonObject = field(default_factory=dict)
     permissions: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
+    identity_id: str | None = None
+    policy: KeyPolicy = NO_POLICY
+    limits: Limits = NO_LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +91,67 @@ class KeyChanges:
     meta: JsonObject | _Unset = UNSET
     permissions: tuple[str, ...] | _Unset = UNSET
     roles: tuple[str, ...] | _Unset = UNSET
+    identity_id: str | _Unset | None = UNSET
+    ip_allowlist: tuple[str, ...] | _Unset = UNSET
+    allowed_origins: tuple[str, ...] | _Unset = UNSET
+    allowed_endpoints: tuple[str, ...] | _Unset = UNSET
+    blocked_endpoints: tuple[str, ...] | _Unset = UNSET
+    require_tls: bool | _Unset = UNSET
+    max_tokens_per_request: int | _Unset | None = UNSET
+    rate_limits: tuple[RateLimit, ...] | _Unset = UNSET
+    credits: Credits | _Unset | None = UNSET
+    """A new balance is an explicit set: it replaces the live counter."""
+    budget: Budget | _Unset | None = UNSET
+    """A new budget configuration keeps what the current period has spent."""
+    max_concurrency: int | _Unset | None = UNSET
+    lease_ttl_seconds: int | _Unset = UNSET
+
+
+_POLICY_FIELDS: Final = (
+    "ip_allowlist",
+    "allowed_origins",
+    "allowed_endpoints",
+    "blocked_endpoints",
+    "require_tls",
+    "max_tokens_per_request",
+)
+_LIMIT_FIELDS: Final = ("rate_limits", "credits", "budget", "max_concurrency", "lease_ttl_seconds")
 
 
 StatusAction = Literal["revoke", "disable", "enable"]
+
+
+def _merge_policy_and_limits(key: ApiKey, values: dict[str, object], *, now_ms: int) -> None:
+    """Fold the policy and limit fields of a PATCH into a new ``policy`` and ``limits``.
+
+    A new credits balance is an explicit set (its version goes up, so it replaces the live
+    counter in the limit store); a new budget configuration keeps what its period has spent.
+
+    Raises:
+        InvalidInput: The merged policy or limits are invalid.
+    """
+    policy_updates: dict[str, Any] = {
+        name: values.pop(name) for name in _POLICY_FIELDS if name in values
+    }
+    if policy_updates:
+        merged: dict[str, Any] = {name: getattr(key.policy, name) for name in _POLICY_FIELDS}
+        merged.update(policy_updates)
+        values["policy"] = build_policy(**merged)
+    limit_updates = {name: values.pop(name) for name in _LIMIT_FIELDS if name in values}
+    if not limit_updates:
+        return
+    old = key.limits
+    limits = replace(old, **limit_updates)  # type: ignore[arg-type]  # each value keeps its field's type
+    if "credits" in limit_updates:
+        limits = replace(limits, credits_version=old.credits_version + 1)
+    if limits.budget is not None and old.budget is not None and "budget" in limit_updates:
+        limits = replace(
+            limits,
+            budget=replace(
+                limits.budget, spent=old.budget.spent, period_start_ms=old.budget.period_start_ms
+            ),
+        )
+    values["limits"] = inputs.limits(limits, now_ms=now_ms if "credits" in limit_updates else None)
 
 
 def _checked_changes(changes: KeyChanges) -> KeyChanges:
@@ -105,8 +183,10 @@ class KeyService:
         clock: Clock,
         entropy: Entropy,
         cache: Cache[KeyRecord],
+        limits: LimitStore,
     ) -> None:
         self._uow = uow
+        self._limits = limits
         self._peppers = peppers
         self._clock = clock
         self._entropy = entropy
@@ -149,6 +229,29 @@ class KeyService:
             raise KeyNotFound
         return key
 
+    async def _check_refs(
+        self,
+        uow: UnitOfWork,
+        tenant_id: str,
+        identity_id: str | None,
+        grants: NewKey | KeyChanges,
+        now: float,
+    ) -> None:
+        """The identity must exist in the tenant; permissions are created, roles must exist."""
+        if identity_id is not None and await uow.identities(tenant_id).get(identity_id) is None:
+            raise IdentityNotFound
+        permissions = grants.permissions
+        roles = grants.roles
+        if isinstance(permissions, tuple) or isinstance(roles, tuple):
+            await resolve_key_grants(
+                uow,
+                tenant_id,
+                permissions=permissions if isinstance(permissions, tuple) else (),
+                roles=roles if isinstance(roles, tuple) else (),
+                now=to_datetime(now),
+                new_id=lambda prefix: self._new_id(prefix, now),
+            )
+
     def _check_expiry(self, expires_at: datetime | None, now: float) -> None:
         if expires_at is not None and expires_at.timestamp() <= now:
             raise InvalidInput("expires_at must be in the future")
@@ -174,9 +277,11 @@ class KeyService:
             meta=inputs.meta(spec.meta),
             permissions=inputs.slugs(spec.permissions, field="permissions"),
             roles=inputs.slugs(spec.roles, field="roles"),
+            limits=inputs.limits(spec.limits, now_ms=int(now * 1000)),
         )
         async with self._uow() as uow:
             prefix = await self._tenant_prefix(uow, tenant_id)
+            await self._check_refs(uow, tenant_id, spec.identity_id, spec, now)
             key_id = self._new_id("key", now)
             secret, plaintext = self._new_secret(
                 key_id=key_id, tenant_id=tenant_id, prefix=prefix, now=now
@@ -191,7 +296,7 @@ class KeyService:
                 status=KeyStatus.ACTIVE,
                 expires_at=spec.expires_at,
                 owner_id=spec.owner_id,
-                identity_id=None,
+                identity_id=spec.identity_id,
                 meta=spec.meta,
                 permissions=spec.permissions,
                 roles=spec.roles,
@@ -200,6 +305,8 @@ class KeyService:
                 created_at=created,
                 updated_at=created,
                 last_used_at=None,
+                policy=spec.policy,
+                limits=spec.limits,
             )
             await uow.keys(tenant_id).add(key, secret)
             await uow.commit()
@@ -257,16 +364,31 @@ class KeyService:
             await self._tenant_prefix(uow, tenant_id)
             repo = uow.keys(tenant_id)
             key = await self._existing(repo, key_id)
+            identity_id = changes.identity_id
+            await self._check_refs(
+                uow, tenant_id, identity_id if isinstance(identity_id, str) else None, changes, now
+            )
             values = {
                 name: value
                 for name in KeyChanges.__slots__
                 if not isinstance(value := getattr(changes, name), _Unset)
             }
+            credits_set = "credits" in values
+            _merge_policy_and_limits(key, values, now_ms=int(now * 1000))
             updated = replace(key, **values, updated_at=to_datetime(now), version=key.version + 1)
             await self._write(repo, updated, expected_version=key.version)
             await uow.invalidations.record([key_id], at=updated.updated_at)
             await uow.commit()
         self._cache.invalidate(key_id)
+        credits = updated.limits.credits
+        if credits_set and credits is not None and credits.remaining is not None:
+            await self._limits.set_credits(
+                tenant_id,
+                key_slot(key_id),
+                CreditState(
+                    credits.remaining, credits.refilled_at_ms, updated.limits.credits_version
+                ),
+            )
         return updated
 
     @staticmethod

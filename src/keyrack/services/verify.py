@@ -1,23 +1,93 @@
 """The verify hot path (DESIGN.md §4): parse, digest, cached lookup, ordered checks.
 
-A warm verify does no I/O at all: one HMAC, one dict lookup, a few comparisons and a dict
-write for the write-behind ``last_used_at``. A cold verify is one database query that loads
-every field the checks need, for the presented key's digest under every pepper version.
+A warm verify does no database I/O: one HMAC, one dict lookup, the ordered checks (state →
+policy → permissions → tokens → limits) and a dict write for the write-behind
+``last_used_at``. A cold verify is one database query that loads every field the checks need
+for the presented key's digest under every pepper version (a second one for a key with roles).
+Limits are one call to the ``LimitStore`` (one Redis round trip with Redis), made only for keys
+that carry limits.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
+from typing import Final
 
+from keyrack.domain import budget as budgets
+from keyrack.domain import credits as creditlib
 from keyrack.domain import keys as keyformat
+from keyrack.domain import leases, permission_query
+from keyrack.domain.budget import BudgetPeriod
+from keyrack.domain.credits import Refill
 from keyrack.domain.hashing import Peppers
+from keyrack.domain.limits import (
+    NEVER,
+    BudgetCharge,
+    CreditCharge,
+    LeaseCharge,
+    LimitAnswer,
+    LimitPlan,
+    LimitRequest,
+    RateCharge,
+)
 from keyrack.domain.models import KeyRecord
-from keyrack.domain.verification import NOT_FOUND, Outcome, VerifyResult, check_state
-from keyrack.errors import BackendUnavailable
-from keyrack.services.ports import Cache, Clock, Rehash, UnitOfWorkFactory
+from keyrack.domain.policy import RequestFacts, check_policy, check_tokens
+from keyrack.domain.verification import (
+    NO_FACTS,
+    NOT_FOUND,
+    Outcome,
+    VerifyFacts,
+    VerifyResult,
+    check_state,
+)
+from keyrack.errors import BackendUnavailable, InvalidInput
+from keyrack.services.ports import Cache, Clock, Entropy, LimitStore, Rehash, UnitOfWorkFactory
 from keyrack.services.writebehind import WriteBehind
 
 logger = logging.getLogger(__name__)
+
+_DAY_MS: Final = 86_400_000
+_MAX_QUERIES: Final = 4096
+
+
+class _Calendar:
+    """Refill instants and budget period starts, recomputed only when the UTC day changes."""
+
+    __slots__ = ("_day", "_periods", "_refills")
+
+    def __init__(self) -> None:
+        self._day = -1
+        self._refills: dict[Refill, int] = {}
+        self._periods: dict[BudgetPeriod, int] = {}
+
+    def _on(self, now_ms: int) -> datetime:
+        day = now_ms // _DAY_MS
+        if day != self._day:
+            self._day = day
+            self._refills.clear()
+            self._periods.clear()
+        return datetime.fromtimestamp(now_ms / 1000, UTC)
+
+    def refill_boundary(self, refill: Refill, now_ms: int) -> int:
+        """The latest refill instant at or before ``now_ms`` (``NEVER`` for none)."""
+        day = now_ms // _DAY_MS
+        if day == self._day and (cached := self._refills.get(refill)) is not None:
+            return cached
+        boundary = creditlib.refill_boundary_ms(refill, self._on(now_ms))
+        value = NEVER if boundary is None else boundary
+        self._refills[refill] = value
+        return value
+
+    def period_start(self, period: BudgetPeriod, now_ms: int) -> int:
+        """The start of the current budget period (``NEVER`` for ``never``)."""
+        day = now_ms // _DAY_MS
+        if day == self._day and (cached := self._periods.get(period)) is not None:
+            return cached
+        start = budgets.period_start_ms(period, self._on(now_ms))
+        value = NEVER if start is None else start
+        self._periods[period] = value
+        return value
 
 
 class VerifyService:
@@ -25,10 +95,15 @@ class VerifyService:
 
     __slots__ = (
         "_cache",
+        "_calendar",
         "_clock",
+        "_entropy",
+        "_limits",
+        "_load_grants",
         "_negative_ttl",
         "_peppers",
         "_positive_ttl",
+        "_queries",
         "_stale_if_error",
         "_uow",
         "_writes",
@@ -42,6 +117,8 @@ class VerifyService:
         peppers: Peppers,
         clock: Clock,
         writes: WriteBehind,
+        limits: LimitStore,
+        entropy: Entropy,
         positive_ttl: float = 30.0,
         negative_ttl: float = 2.0,
         stale_if_error: float = 300.0,
@@ -51,23 +128,54 @@ class VerifyService:
         self._peppers = peppers
         self._clock = clock
         self._writes = writes
+        self._limits = limits
+        self._entropy = entropy
         self._positive_ttl = positive_ttl
         self._negative_ttl = negative_ttl
         self._stale_if_error = stale_if_error
+        self._calendar = _Calendar()
+        self._queries: dict[str, permission_query.Node] = {}
 
-    async def verify(self, presented: str, *, tenant_scope: str | None = None) -> VerifyResult:
+    def parse_query(self, text: str) -> permission_query.Node:
+        """Parse a permission query, remembering recent ones (gateways repeat a few queries).
+
+        Raises:
+            PermissionQuerySyntax: The query is malformed (with its ``position``).
+        """
+        query = self._queries.get(text)
+        if query is None:
+            query = permission_query.parse(text)
+            if len(self._queries) >= _MAX_QUERIES:
+                self._queries.clear()
+            self._queries[text] = query
+        return query
+
+    async def verify(
+        self,
+        presented: str,
+        *,
+        tenant_scope: str | None = None,
+        facts: VerifyFacts = NO_FACTS,
+    ) -> VerifyResult:
         """Verify ``presented`` for a caller scoped to ``tenant_scope`` (``None``: platform).
 
         Args:
             presented: The key exactly as the end user sent it (any string).
             tenant_scope: The caller's tenant; another tenant's key answers ``NOT_FOUND``.
+            facts: What the caller tells about the request (permissions query, IP, cost …).
 
         Returns:
-            The outcome and, when the key exists for this caller, its record.
+            The outcome and, when the key exists for this caller, its record, the policy
+            reason and the limits' state.
 
         Raises:
+            PermissionQuerySyntax: ``facts.permissions`` is malformed (whatever the key).
+            InvalidInput: A cost, spend or token count is out of bounds.
             BackendUnavailable: The key is not cached and the database cannot be reached.
         """
+        query = None if facts.permissions is None else self.parse_query(facts.permissions)
+        if facts is not NO_FACTS:
+            _check_amounts(facts)
         if not keyformat.is_well_formed(presented) or keyformat.is_root_key(presented):
             return NOT_FOUND
         digest = self._peppers.digest(presented)
@@ -80,9 +188,95 @@ class VerifyService:
         if record is None or (tenant_scope is not None and record.tenant_id != tenant_scope):
             return NOT_FOUND
         outcome = check_state(record, now=now)
+        reason = None
+        if outcome is Outcome.VALID and (record.policy is not None or query is not None):
+            outcome, reason = self._check_request(record, facts, query)
+        plan = record.plan
+        if plan is None:
+            if outcome is Outcome.VALID:
+                self._writes.touch(record.tenant_id, record.key_id, now)
+            return VerifyResult(outcome, record, reason)
+        answer = await self._charge(record, plan, facts, dry_run=outcome is not Outcome.VALID)
         if outcome is Outcome.VALID:
-            self._writes.touch(record.tenant_id, record.key_id, now)
-        return VerifyResult(outcome, record)
+            outcome = answer.outcome
+            if outcome is Outcome.VALID:
+                self._writes.touch(record.tenant_id, record.key_id, now)
+        return VerifyResult(outcome, record, reason, answer)
+
+    @staticmethod
+    def _check_request(
+        record: KeyRecord, facts: VerifyFacts, query: permission_query.Node | None
+    ) -> tuple[Outcome, str | None]:
+        """Policy, then permissions, then tokens (DESIGN.md §4 order)."""
+        policy = record.policy
+        request = None
+        if policy is not None:
+            request = RequestFacts(facts.ip, facts.origin, facts.endpoint, facts.tls, facts.tokens)
+            outcome, reason = check_policy(policy, request)
+            if outcome is not Outcome.VALID:
+                return outcome, reason
+        if query is not None and not query.is_satisfied_by(record.granted):
+            return Outcome.INSUFFICIENT_PERMISSIONS, None
+        if policy is not None and request is not None:
+            outcome, reason = check_tokens(policy, request)
+            if outcome is not Outcome.VALID:
+                return outcome, reason
+        return Outcome.VALID, None
+
+    async def _charge(
+        self, record: KeyRecord, plan: LimitPlan, facts: VerifyFacts, *, dry_run: bool
+    ) -> LimitAnswer:
+        """One call to the limit store for every limit of the key (a dry run when denied)."""
+        now_ms = int(self._clock.now() * 1000)
+        cost = facts.cost
+        overrides = dict(facts.ratelimits) if facts.ratelimits else None
+        rates = tuple(
+            RateCharge(
+                slot,
+                limit,
+                cost if overrides is None else overrides.get(limit.name, cost),
+            )
+            for slot, limit in plan.rates
+        )
+        credits = None
+        if plan.credits_slot is not None and plan.credits is not None:
+            balance = plan.credits
+            credits = CreditCharge(
+                plan.credits_slot,
+                balance.remaining or 0,
+                balance.refilled_at_ms,
+                plan.credits_version,
+                balance.refill.amount,
+                self._calendar.refill_boundary(balance.refill, now_ms),
+                cost,
+            )
+        budget = None
+        if plan.budget_slot is not None and plan.budget is not None:
+            cap = plan.budget
+            budget = BudgetCharge(
+                plan.budget_slot,
+                cap.limit,
+                cap.soft_limit,
+                self._calendar.period_start(cap.period, now_ms),
+                cap.spent,
+                cap.period_start_ms,
+                facts.spend,
+            )
+        lease = None
+        if plan.lease_slot is not None and not dry_run:
+            lease = LeaseCharge(
+                plan.lease_slot,
+                plan.max_concurrency,
+                plan.lease_ttl_ms,
+                leases.new_lease_id(
+                    record.tenant_id, record.key_id, self._entropy(leases.ENTROPY_BYTES)
+                ),
+            )
+        request = LimitRequest(record.tenant_id, rates, credits, budget, lease)
+        answer = await self._limits.apply(request, dry_run=dry_run)
+        if answer.new_credits is not None or answer.new_budget is not None:
+            self._writes.counters(request, answer)
+        return answer
 
     async def _load(
         self,
@@ -116,3 +310,18 @@ class VerifyService:
             )
         self._cache.put(digest, record, owner=record.key_id, expires_at=now + self._positive_ttl)
         return record
+
+
+def _check_amounts(facts: VerifyFacts) -> None:
+    """Refuse out-of-bounds integers the schema layer would refuse too (library callers)."""
+    for name, value in (("cost", facts.cost), ("spend", facts.spend)):
+        if type(value) is not int or not 0 <= value <= creditlib.MAX_AMOUNT:
+            raise InvalidInput(f"{name} must be an integer 0 … {creditlib.MAX_AMOUNT}", field=name)
+    tokens = facts.tokens
+    if tokens is not None and (type(tokens) is not int or not 0 <= tokens <= creditlib.MAX_AMOUNT):
+        raise InvalidInput(f"tokens must be an integer 0 … {creditlib.MAX_AMOUNT}", field="tokens")
+    for _name, value in facts.ratelimits:
+        if type(value) is not int or not 0 <= value <= creditlib.MAX_AMOUNT:
+            raise InvalidInput(
+                "a rate limit cost must be an integer 0 … 2**53 - 1", field="ratelimits"
+            )

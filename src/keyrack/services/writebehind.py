@@ -1,4 +1,4 @@
-"""Write-behind of what verify learns: ``last_used_at`` and pepper upgrades.
+"""Write-behind of what verify learns: ``last_used_at``, pepper upgrades, counter snapshots.
 
 Verify only records into dicts (no I/O on the hot path); a background task flushes them in one
 batched transaction every few seconds and once more on shutdown.
@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import logging
 
+from keyrack.domain.limits import LimitAnswer, LimitRequest
 from keyrack.errors import BackendUnavailable
 from keyrack.services.clock import to_datetime
-from keyrack.services.ports import LastUsed, Rehash, RootRehash, UnitOfWorkFactory
+from keyrack.services.ports import (
+    CounterSnapshot,
+    LastUsed,
+    Rehash,
+    RootRehash,
+    UnitOfWorkFactory,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -20,13 +27,14 @@ MAX_PENDING = 1_000_000
 class WriteBehind:
     """Buffers verify's deferred writes and flushes them in batches."""
 
-    __slots__ = ("_last_used", "_rehashes", "_root_rehashes", "_uow")
+    __slots__ = ("_counters", "_last_used", "_rehashes", "_root_rehashes", "_uow")
 
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
         self._last_used: dict[str, tuple[str, float]] = {}
         self._rehashes: dict[str, Rehash] = {}
         self._root_rehashes: dict[str, RootRehash] = {}
+        self._counters: dict[str, CounterSnapshot] = {}
 
     def touch(self, tenant_id: str, key_id: str, now: float) -> None:
         """Remember that ``key_id`` was used at ``now`` (latest wins)."""
@@ -41,10 +49,39 @@ class WriteBehind:
         """Schedule a root key's digest upgrade to the current pepper."""
         self._root_rehashes[item.root_key_id] = item
 
+    def counters(self, request: LimitRequest, answer: LimitAnswer) -> None:
+        """Remember the credits and budget counters a verify left (latest wins per owner)."""
+        tenant = request.tenant_id
+        if answer.new_credits is not None and request.credits is not None:
+            owner = _owner(request.credits.slot)
+            credits = answer.new_credits
+            previous = self._counters.get(owner)
+            self._counters[owner] = CounterSnapshot(
+                tenant,
+                owner,
+                credits=(credits.remaining, credits.refilled_at_ms, credits.version),
+                budget=None if previous is None else previous.budget,
+            )
+        if answer.new_budget is not None and request.budget is not None:
+            owner = _owner(request.budget.slot)
+            budget = answer.new_budget
+            previous = self._counters.get(owner)
+            self._counters[owner] = CounterSnapshot(
+                tenant,
+                owner,
+                credits=None if previous is None else previous.credits,
+                budget=(budget.spent, budget.period_start_ms),
+            )
+
     @property
     def pending(self) -> int:
         """How many writes wait for the next flush."""
-        return len(self._last_used) + len(self._rehashes) + len(self._root_rehashes)
+        return (
+            len(self._last_used)
+            + len(self._rehashes)
+            + len(self._root_rehashes)
+            + len(self._counters)
+        )
 
     async def flush(self) -> int:
         """Write everything pending in one transaction; on failure keep it for the next try.
@@ -57,6 +94,7 @@ class WriteBehind:
         last_used, self._last_used = self._last_used, {}
         rehashes, self._rehashes = self._rehashes, {}
         root_rehashes, self._root_rehashes = self._root_rehashes, {}
+        counters, self._counters = self._counters, {}
         items = [
             LastUsed(tenant_id=tenant, key_id=key_id, at=to_datetime(at))
             for key_id, (tenant, at) in last_used.items()
@@ -69,9 +107,11 @@ class WriteBehind:
                     await uow.usage.write_rehashes(list(rehashes.values()))
                 if root_rehashes:
                     await uow.usage.write_root_rehashes(list(root_rehashes.values()))
+                if counters:
+                    await uow.usage.write_counters(list(counters.values()))
                 await uow.commit()
         except BackendUnavailable:
-            count = len(items) + len(rehashes) + len(root_rehashes)
+            count = len(items) + len(rehashes) + len(root_rehashes) + len(counters)
             logger.warning("writebehind.flush_failed", extra={"pending": count})
             for key_id, value in last_used.items():
                 self._last_used.setdefault(key_id, value)
@@ -79,5 +119,12 @@ class WriteBehind:
                 self._rehashes.setdefault(secret_id, item)
             for root_key_id, root_item in root_rehashes.items():
                 self._root_rehashes.setdefault(root_key_id, root_item)
+            for owner, snapshot in counters.items():
+                self._counters.setdefault(owner, snapshot)
             return 0
-        return len(items) + len(rehashes) + len(root_rehashes)
+        return len(items) + len(rehashes) + len(root_rehashes) + len(counters)
+
+
+def _owner(slot: str) -> str:
+    """The key or identity id of a counter slot (``k:key_…`` → ``key_…``)."""
+    return slot[2:]

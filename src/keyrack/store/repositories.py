@@ -4,29 +4,52 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any, cast
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keyrack.domain.limits import build_plan
 from keyrack.domain.models import (
+    NO_LIMITS,
+    NO_POLICY,
     ApiKey,
+    IdentityRef,
     KeyRecord,
     KeySecret,
     KeyStatus,
+    Limits,
     RootKey,
     ServiceAccount,
     Tenant,
 )
+from keyrack.domain.permission_query import effective_permissions
 from keyrack.domain.permissions import Permission
+from keyrack.domain.policy import KeyPolicy
 from keyrack.errors import ConcurrentUpdate, DuplicateSlug
-from keyrack.services.ports import KeyFilter, LastUsed, Rehash, RootKeyMatch, RootRehash
+from keyrack.services.ports import (
+    CounterSnapshot,
+    KeyFilter,
+    LastUsed,
+    Rehash,
+    RootKeyMatch,
+    RootRehash,
+)
+from keyrack.store.limits_json import (
+    budget_columns,
+    credits_columns,
+    limits_from_row,
+    limits_to_json,
+)
+from keyrack.store.rbac import may_hold
 from keyrack.store.tables import (
     ApiKeyRow,
     CacheInvalidationRow,
+    IdentityRow,
     KeySecretRow,
+    RoleRow,
     RootKeyRow,
     ServiceAccountRow,
     TenantRow,
@@ -129,6 +152,47 @@ def _key(row: ApiKeyRow) -> ApiKey:
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
         version=row.version,
+        policy=policy_from_json(row.policy),
+        limits=_key_limits(row),
+    )
+
+
+def _key_limits(row: ApiKeyRow) -> Limits:
+    return limits_from_row(
+        row.limits,
+        row.credits_remaining,
+        row.credits_refilled_at_ms,
+        row.credits_version,
+        row.budget_spent,
+        row.budget_period_start_ms,
+    )
+
+
+def policy_to_json(policy: KeyPolicy) -> dict[str, Any] | None:
+    """The ``policy`` column of a key: its user-facing fields, or ``None`` when empty."""
+    if policy.is_empty:
+        return None
+    return {
+        "ip_allowlist": list(policy.ip_allowlist),
+        "allowed_origins": list(policy.allowed_origins),
+        "allowed_endpoints": list(policy.allowed_endpoints),
+        "blocked_endpoints": list(policy.blocked_endpoints),
+        "require_tls": policy.require_tls,
+        "max_tokens_per_request": policy.max_tokens_per_request,
+    }
+
+
+def policy_from_json(data: dict[str, Any] | None) -> KeyPolicy:
+    """Decode the ``policy`` column (stored values are canonical, so no re-normalizing)."""
+    if not data:
+        return NO_POLICY
+    return KeyPolicy(
+        ip_allowlist=tuple(data.get("ip_allowlist", ())),
+        allowed_origins=tuple(data.get("allowed_origins", ())),
+        allowed_endpoints=tuple(data.get("allowed_endpoints", ())),
+        blocked_endpoints=tuple(data.get("blocked_endpoints", ())),
+        require_tls=bool(data.get("require_tls", False)),
+        max_tokens_per_request=data.get("max_tokens_per_request"),
     )
 
 
@@ -149,6 +213,10 @@ def _key_values(key: ApiKey) -> dict[str, Any]:
         "version": key.version,
         "updated_at": key.updated_at,
         "revoked_at": key.revoked_at,
+        "policy": policy_to_json(key.policy),
+        "limits": limits_to_json(key.limits),
+        **credits_columns(key.limits),
+        **budget_columns(key.limits),
     }
 
 
@@ -245,6 +313,20 @@ class SqlKeyRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of a DELETE
 
+    async def write_credits(
+        self, key_id: str, *, remaining: int | None, refilled_at_ms: int, version: int
+    ) -> None:
+        """Store a balance snapshot and its version."""
+        await self._session.execute(
+            update(ApiKeyRow)
+            .where(ApiKeyRow.tenant_id == self.tenant_id, ApiKeyRow.id == key_id)
+            .values(
+                credits_remaining=remaining,
+                credits_refilled_at_ms=refilled_at_ms,
+                credits_version=version,
+            )
+        )
+
     async def add_secret(self, secret: KeySecret) -> None:
         """Attach a secret to a key of this tenant."""
         if secret.tenant_id != self.tenant_id:
@@ -266,6 +348,77 @@ class SqlKeyRepository:
             .values(expires_at=grace_end)
         )
 
+    async def ids_with_identity(self, identity_id: str) -> builtins.list[str]:
+        """Ids of this tenant's keys that belong to ``identity_id``, in id order."""
+        rows = await self._session.scalars(
+            select(ApiKeyRow.id)
+            .where(ApiKeyRow.tenant_id == self.tenant_id, ApiKeyRow.identity_id == identity_id)
+            .order_by(ApiKeyRow.id)
+        )
+        return list(rows)
+
+    async def detach_identity(self, identity_id: str) -> builtins.list[str]:
+        """Take ``identity_id`` off every key of this tenant; the ids of those keys.
+
+        Each detached key gets a new version (a concurrent compare-and-set update of it then
+        fails) and ``updated_at``. The port passes no time, so this is the process's wall clock.
+        """
+        result = await self._session.execute(
+            update(ApiKeyRow)
+            .where(ApiKeyRow.tenant_id == self.tenant_id, ApiKeyRow.identity_id == identity_id)
+            .values(identity_id=None, version=ApiKeyRow.version + 1, updated_at=datetime.now(UTC))
+            .returning(ApiKeyRow.id)
+        )
+        return sorted(result.scalars())
+
+    async def ids_with_role(self, role: str) -> builtins.list[str]:
+        """Ids of this tenant's keys that hold the role named ``role``, in id order."""
+        rows = await self._session.execute(
+            select(ApiKeyRow.id, ApiKeyRow.roles)
+            .where(ApiKeyRow.tenant_id == self.tenant_id, may_hold(ApiKeyRow.roles, role))
+            .order_by(ApiKeyRow.id)
+        )
+        return [key_id for key_id, roles in rows.tuples() if role in roles]
+
+    async def strip_role(self, role: str) -> builtins.list[str]:
+        """Remove the role named ``role`` from every key of this tenant; the ids changed."""
+        return await self._strip("roles", role)
+
+    async def strip_permission(self, slug: str) -> builtins.list[str]:
+        """Remove the direct permission ``slug`` from every key of this tenant; the ids changed."""
+        return await self._strip("permissions", slug)
+
+    async def _strip(
+        self, column: Literal["roles", "permissions"], name: str
+    ) -> builtins.list[str]:
+        """Drop ``name`` from a JSON list column of each key holding it, in id (lock) order.
+
+        Each changed key gets a new version (a concurrent compare-and-set update of it then
+        fails) and ``updated_at``; the port passes no time, so this is the wall clock.
+        """
+        rows = await self._session.scalars(
+            select(ApiKeyRow)
+            .where(
+                ApiKeyRow.tenant_id == self.tenant_id, may_hold(getattr(ApiKeyRow, column), name)
+            )
+            .order_by(ApiKeyRow.id)
+            .with_for_update()
+            # Rows read earlier in this transaction are refreshed from the locked versions.
+            .execution_options(populate_existing=True)
+        )
+        now = datetime.now(UTC)
+        changed: builtins.list[str] = []
+        for row in rows:
+            held: builtins.list[str] = getattr(row, column)
+            if name in held:  # the prefilter may match where the list does not
+                # A new list object, so the ORM sees the JSON value change.
+                setattr(row, column, [value for value in held if value != name])
+                row.version += 1
+                row.updated_at = now
+                changed.append(row.id)
+        await self._session.flush()
+        return changed
+
 
 _RECORD_COLUMNS = (
     KeySecretRow.id,
@@ -281,6 +434,19 @@ _RECORD_COLUMNS = (
     ApiKeyRow.meta,
     ApiKeyRow.permissions,
     ApiKeyRow.roles,
+    ApiKeyRow.policy,
+    ApiKeyRow.limits,
+    ApiKeyRow.credits_remaining,
+    ApiKeyRow.credits_refilled_at_ms,
+    ApiKeyRow.credits_version,
+    ApiKeyRow.budget_spent,
+    ApiKeyRow.budget_period_start_ms,
+    IdentityRow.external_id,
+    IdentityRow.meta,
+    IdentityRow.limits,
+    IdentityRow.credits_remaining,
+    IdentityRow.credits_refilled_at_ms,
+    IdentityRow.credits_version,
 )
 
 
@@ -295,7 +461,7 @@ class SqlSecretLookup:
         self._session = session
 
     async def find(self, digests: Sequence[bytes]) -> KeyRecord | None:
-        """The record of the secret with one of ``digests``."""
+        """The record of the secret with one of ``digests`` (with its identity and grants)."""
         stmt = (
             select(*_RECORD_COLUMNS)
             .join(
@@ -303,6 +469,13 @@ class SqlSecretLookup:
                 and_(
                     ApiKeyRow.id == KeySecretRow.key_id,
                     ApiKeyRow.tenant_id == KeySecretRow.tenant_id,
+                ),
+            )
+            .outerjoin(
+                IdentityRow,
+                and_(
+                    IdentityRow.id == ApiKeyRow.identity_id,
+                    IdentityRow.tenant_id == ApiKeyRow.tenant_id,
                 ),
             )
             .where(KeySecretRow.digest.in_(digests))
@@ -325,8 +498,43 @@ class SqlSecretLookup:
             meta,
             permissions,
             roles,
+            policy,
+            limits,
+            credits_remaining,
+            credits_refilled_at_ms,
+            credits_version,
+            budget_spent,
+            budget_period_start_ms,
+            external_id,
+            identity_meta,
+            identity_limits_json,
+            identity_remaining,
+            identity_refilled_at_ms,
+            identity_credits_version,
         ) = row
         ends = [moment.timestamp() for moment in (secret_end, key_end) if moment is not None]
+        key_limits = limits_from_row(
+            limits,
+            credits_remaining,
+            credits_refilled_at_ms,
+            credits_version,
+            budget_spent,
+            budget_period_start_ms,
+        )
+        identity = None
+        identity_limits = NO_LIMITS
+        if identity_id is not None and external_id is not None:
+            identity = IdentityRef(identity_id, external_id, identity_meta)
+            identity_limits = limits_from_row(
+                identity_limits_json,
+                identity_remaining,
+                identity_refilled_at_ms,
+                identity_credits_version,
+            )
+        key_policy = policy_from_json(policy)
+        granted = await granted_permissions(
+            self._session, tenant_id, tuple(permissions), tuple(roles)
+        )
         return KeyRecord(
             key_id=key_id,
             tenant_id=tenant_id,
@@ -341,7 +549,40 @@ class SqlSecretLookup:
             permissions=tuple(permissions),
             roles=tuple(roles),
             expires_at=key_end,
+            granted=granted,
+            policy=None if key_policy.is_empty else key_policy,
+            plan=build_plan(
+                key_id=key_id,
+                rate_limits=key_limits.rate_limits,
+                credits=key_limits.credits,
+                credits_version=key_limits.credits_version,
+                budget=key_limits.budget,
+                max_concurrency=key_limits.max_concurrency,
+                lease_ttl_seconds=key_limits.lease_ttl_seconds,
+                identity_id=None if identity is None else identity_id,
+                identity_rate_limits=identity_limits.rate_limits,
+                identity_credits=identity_limits.credits,
+                identity_credits_version=identity_limits.credits_version,
+            ),
+            identity=identity,
         )
+
+
+async def granted_permissions(
+    session: AsyncSession, tenant_id: str, permissions: tuple[str, ...], roles: tuple[str, ...]
+) -> frozenset[str]:
+    """A key's direct permissions plus its roles' (one more query, only for a key with roles).
+
+    A role the key names that no longer exists grants nothing (fail closed).
+    """
+    if not roles:
+        return frozenset(permissions)
+    rows = await session.execute(
+        select(RoleRow.name, RoleRow.permissions).where(
+            RoleRow.tenant_id == tenant_id, RoleRow.name.in_(roles)
+        )
+    )
+    return effective_permissions(permissions, dict(rows.tuples().all()), roles)
 
 
 def _account(row: ServiceAccountRow) -> ServiceAccount:
@@ -552,6 +793,63 @@ class SqlUsageWriter:
                 for i in items
             ],
         )
+
+    async def write_counters(self, items: Sequence[CounterSnapshot]) -> None:
+        """Store credits and budget snapshots.
+
+        A balance is written only while the row's ``credits_version`` is the snapshot's: an
+        explicit set through the API (a newer version) is never overwritten by an older counter.
+        """
+        connection = await self._session.connection()
+        for table, prefix in ((ApiKeyRow.__table__, "key_"), (IdentityRow.__table__, "idn_")):
+            columns = cast(Table, table).c
+            mine = [item for item in items if item.owner.startswith(prefix)]
+            credits = [item for item in mine if item.credits is not None]
+            if credits:
+                await connection.execute(
+                    update(cast(Table, table))
+                    .where(
+                        columns.tenant_id == bindparam("b_tenant"),
+                        columns.id == bindparam("b_id"),
+                        columns.credits_version == bindparam("b_version"),
+                    )
+                    .values(
+                        credits_remaining=bindparam("b_remaining"),
+                        credits_refilled_at_ms=bindparam("b_refilled"),
+                    ),
+                    [
+                        {
+                            "b_tenant": item.tenant_id,
+                            "b_id": item.owner,
+                            "b_remaining": item.credits[0],
+                            "b_refilled": item.credits[1],
+                            "b_version": item.credits[2],
+                        }
+                        for item in credits
+                        if item.credits is not None
+                    ],
+                )
+        budgets = [i for i in items if i.budget is not None and i.owner.startswith("key_")]
+        if budgets:
+            keys = cast(Table, ApiKeyRow.__table__).c
+            await connection.execute(
+                update(cast(Table, ApiKeyRow.__table__))
+                .where(keys.tenant_id == bindparam("b_tenant"), keys.id == bindparam("b_id"))
+                .values(
+                    budget_spent=bindparam("b_spent"),
+                    budget_period_start_ms=bindparam("b_start"),
+                ),
+                [
+                    {
+                        "b_tenant": item.tenant_id,
+                        "b_id": item.owner,
+                        "b_spent": item.budget[0],
+                        "b_start": item.budget[1],
+                    }
+                    for item in budgets
+                    if item.budget is not None
+                ],
+            )
 
 
 async def _write_root_rehashes(session: AsyncSession, items: Sequence[RootRehash]) -> None:

@@ -32,6 +32,7 @@ class TestValid:
             "budget": None,
             "ratelimits": [],
             "lease_id": None,
+            "reason": None,
         } == response.json()
 
     async def test_tenant_scoped_caller_verifies_its_own_keys(self, api):

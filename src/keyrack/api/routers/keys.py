@@ -15,16 +15,41 @@ from keyrack.api.deps import (
     RuntimeDep,
     TenantIdPath,
 )
-from keyrack.domain.models import KeyStatus
+from keyrack.domain.models import KeyStatus, Limits
+from keyrack.domain.policy import build_policy
 from keyrack.errors import InvalidInput
 from keyrack.schemas.common import Page
 from keyrack.schemas.keys import KeyCreate, KeyCreated, KeyRead, KeyRotate, KeyUpdate
+from keyrack.schemas.limits import BudgetSpec, CreditsSpec, RateLimitSpec
 from keyrack.services.keys import KeyChanges, NewKey
 from keyrack.services.ports import KeyFilter
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/keys", tags=["keys"])
 
-_NOT_NULL = ("name", "meta", "permissions", "roles")
+_NOT_NULL = (
+    "name",
+    "meta",
+    "permissions",
+    "roles",
+    "ip_allowlist",
+    "allowed_origins",
+    "allowed_endpoints",
+    "blocked_endpoints",
+    "require_tls",
+    "lease_ttl_seconds",
+    "rate_limits",
+)
+
+
+def _domain(value: object) -> object:
+    """A wire value in its domain form (lists become tuples, limit specs domain values)."""
+    if isinstance(value, list):
+        return tuple(_domain(item) for item in value)
+    if isinstance(value, RateLimitSpec | BudgetSpec):
+        return value.to_domain()
+    if isinstance(value, CreditsSpec):
+        return value.to_domain(now_ms=0)  # the service stamps the time it is set
+    return value
 
 
 def _changes(body: KeyUpdate) -> KeyChanges:
@@ -32,17 +57,18 @@ def _changes(body: KeyUpdate) -> KeyChanges:
     for name in body.model_fields_set:
         value = getattr(body, name)
         if value is None and name in _NOT_NULL:
-            raise InvalidInput(f"{name} cannot be null")
-        values[name] = tuple(value) if isinstance(value, list) else value
+            raise InvalidInput(f"{name} cannot be null", field=name)
+        values[name] = _domain(value)
     return KeyChanges(**values)  # type: ignore[arg-type]  # field types are checked by KeyUpdate
 
 
-@router.post("", status_code=201)
-async def create_key(
-    tenant_id: TenantIdPath, body: KeyCreate, actor: PrincipalDep, runtime: RuntimeDep
-) -> KeyCreated:
-    """Create a key; the secret in the answer is shown this once."""
-    spec = NewKey(
+def new_key(body: KeyCreate) -> NewKey:
+    """The service's ``NewKey`` for a create body.
+
+    Raises:
+        InvalidInput: The policy is malformed (a CIDR, an origin or a pattern).
+    """
+    return NewKey(
         name=body.name,
         description=body.description,
         expires_at=body.expires_at,
@@ -50,8 +76,31 @@ async def create_key(
         meta=body.meta,
         permissions=tuple(body.permissions),
         roles=tuple(body.roles),
+        identity_id=body.identity_id,
+        policy=build_policy(
+            ip_allowlist=body.ip_allowlist,
+            allowed_origins=body.allowed_origins,
+            allowed_endpoints=body.allowed_endpoints,
+            blocked_endpoints=body.blocked_endpoints,
+            require_tls=body.require_tls,
+            max_tokens_per_request=body.max_tokens_per_request,
+        ),
+        limits=Limits(
+            rate_limits=tuple(spec.to_domain() for spec in body.rate_limits),
+            credits=None if body.credits is None else body.credits.to_domain(now_ms=0),
+            budget=None if body.budget is None else body.budget.to_domain(),
+            max_concurrency=body.max_concurrency,
+            lease_ttl_seconds=body.lease_ttl_seconds,
+        ),
     )
-    key, secret = await runtime.keys.create(actor, tenant_id, spec)
+
+
+@router.post("", status_code=201)
+async def create_key(
+    tenant_id: TenantIdPath, body: KeyCreate, actor: PrincipalDep, runtime: RuntimeDep
+) -> KeyCreated:
+    """Create a key; the secret in the answer is shown this once."""
+    key, secret = await runtime.keys.create(actor, tenant_id, new_key(body))
     return KeyCreated(key=KeyRead.of(key), secret=secret)
 
 
@@ -92,7 +141,7 @@ async def update_key(
     actor: PrincipalDep,
     runtime: RuntimeDep,
 ) -> KeyRead:
-    """Change a key's name, description, expiry, owner, meta, permissions or roles."""
+    """Change any field of a key; fields left out stay as they are (a new `credits` is a set)."""
     return KeyRead.of(await runtime.keys.update(actor, tenant_id, key_id, _changes(body)))
 
 

@@ -20,12 +20,12 @@ from keyrack import errors
 from keyrack.api import problems
 from keyrack.api.deps import bearer_token
 from keyrack.domain.permissions import Permission
+from keyrack.domain.verification import NO_FACTS, VerifyFacts
 from keyrack.runtime import Runtime
 from keyrack.schemas.render import verify_body
 from keyrack.schemas.verify import VerifyRequest
 
 PATH: Final = "/v1/verify"
-_FIELDS: Final = frozenset(VerifyRequest.model_fields)
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 _validate = VerifyRequest.model_validate_json
 _dumps = orjson.dumps
@@ -52,8 +52,8 @@ async def _body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def _plain_key(raw: bytes) -> str:
-    """The ``key`` of a verify body; pydantic validates (and explains) anything unusual.
+def _parse(raw: bytes) -> tuple[str, VerifyFacts]:
+    """The ``key`` and request facts of a verify body; pydantic validates anything unusual.
 
     Raises:
         ValidationError: The body is not a valid ``VerifyRequest``.
@@ -64,11 +64,10 @@ def _plain_key(raw: bytes) -> str:
         data = None
     # The common body is {"key": "..."}: checked here in a few comparisons; pydantic would
     # accept exactly the same, only slower.
-    if type(data) is dict and _FIELDS.issuperset(data) and type(data.get("key")) is str:
-        tags = data.get("tags")
-        if tags is None and "tags" not in data:
-            return str(data["key"])
-    return _validate(raw).key
+    if type(data) is dict and len(data) == 1 and type(data.get("key")) is str:
+        return str(data["key"]), NO_FACTS
+    request = _validate(raw)
+    return request.key, request.facts()
 
 
 async def verify(scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,8 +81,8 @@ async def verify(scope: Scope, receive: Receive, send: Send) -> None:
         principal = await runtime.accounts.authenticate(token)
         if Permission.KEYS_VERIFY not in principal.permissions:
             raise errors.PermissionDenied("this action needs the 'keys.verify' permission")
-        key = _plain_key(await _body(receive))
-        result = await runtime.verifier.verify(key, tenant_scope=principal.tenant_id)
+        key, facts = _parse(await _body(receive))
+        result = await runtime.verifier.verify(key, tenant_scope=principal.tenant_id, facts=facts)
     except ValidationError as exc:
         response = problems.invalid_request(
             exc, request_id, detail="the verify body is invalid; see 'errors'"
