@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar, cast
 
 from keyrack.domain import limits
 from keyrack.domain.limits import (
@@ -82,45 +82,46 @@ class MemoryLimitStore:
 
     Exact within one process (each call runs to completion without awaiting, so calls never
     interleave); every process of a multi-process deployment without Redis has its own counters.
+    Each tenant's counters live in their own dicts, so a tenant can never read another's slot.
     Expired leases are dropped when their slot is next charged.
     """
 
-    __slots__ = ("_budgets", "_clock", "_credits", "_leases", "_rates")
+    __slots__ = ("_clock", "_tenants")
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._rates: dict[tuple[str, str], State] = {}
-        self._credits: dict[tuple[str, str], CreditState] = {}
-        self._budgets: dict[tuple[str, str], BudgetState] = {}
-        self._leases: dict[tuple[str, str], dict[str, int]] = {}
+        self._tenants: dict[str, LimitStates] = {}
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+    def _of(self, tenant_id: str) -> LimitStates:
+        states = self._tenants.get(tenant_id)
+        if states is None:
+            states = self._tenants[tenant_id] = LimitStates({}, {}, {}, {})
+        return states
 
     async def apply(self, request: LimitRequest, *, dry_run: bool = False) -> LimitAnswer:
         """Decide and consume atomically (see ``keyrack.domain.limits.apply``)."""
         return self.apply_now(request, dry_run=dry_run)
 
     def apply_now(self, request: LimitRequest, *, dry_run: bool = False) -> LimitAnswer:
-        """``apply`` without the coroutine (the library's synchronous paths and tests)."""
-        tenant = request.tenant_id
-        now_ms = self._now_ms()
-        views = LimitStates(
-            _TenantView(self._rates, tenant),
-            _TenantView(self._credits, tenant),
-            _TenantView(self._budgets, tenant),
-            _TenantView(self._leases, tenant),
-        )
-        answer = limits.apply(views, request, now_ms=now_ms, dry_run=dry_run)
-        for slot, state in answer.new_rates:
-            self._rates[tenant, slot] = state
+        """``apply`` without the coroutine (synchronous callers and tests)."""
+        now_ms = int(self._clock() * 1000)
+        states = self._tenants.get(request.tenant_id) or self._of(request.tenant_id)
+        answer = limits.apply(states, request, now_ms=now_ms, dry_run=dry_run)
+        if answer.new_rates:
+            rates = cast(dict[str, State], states.rates)
+            for slot, state in answer.new_rates:
+                rates[slot] = state
         if answer.new_credits is not None and request.credits is not None:
-            self._credits[tenant, request.credits.slot] = answer.new_credits
+            cast(dict[str, CreditState], states.credits)[request.credits.slot] = answer.new_credits
         if answer.new_budget is not None and request.budget is not None:
-            self._budgets[tenant, request.budget.slot] = answer.new_budget
+            cast(dict[str, BudgetState], states.budgets)[request.budget.slot] = answer.new_budget
         lease = request.lease
         if answer.lease_id is not None and lease is not None:
-            live = self._leases.setdefault((tenant, lease.slot), {})
+            held = cast(dict[str, dict[str, int]], states.leases)
+            live = held.setdefault(lease.slot, {})
             for lease_id in [lid for lid, expires in live.items() if expires <= now_ms]:
                 del live[lease_id]
             live[answer.lease_id] = now_ms + lease.ttl_ms
@@ -128,51 +129,28 @@ class MemoryLimitStore:
 
     async def release(self, tenant_id: str, slot: str, lease_id: str) -> bool:
         """Give a lease back; whether it was live."""
-        live = self._leases.get((tenant_id, slot))
+        held = cast(dict[str, dict[str, int]], self._of(tenant_id).leases)
+        live = held.get(slot)
         if not live:
             return False
         expires = live.pop(lease_id, None)
         if not live:
-            del self._leases[tenant_id, slot]
+            del held[slot]
         return expires is not None and expires > self._now_ms()
 
     async def set_credits(self, tenant_id: str, slot: str, state: CreditState) -> None:
         """Replace a balance."""
-        self._credits[tenant_id, slot] = state
+        cast(dict[str, CreditState], self._of(tenant_id).credits)[slot] = state
 
     async def adjust_credits(
         self, tenant_id: str, charge: CreditCharge, delta: int
     ) -> CreditState | None:
         """Add ``delta`` to the current balance; ``None`` (and no change) if out of bounds."""
-        adjusted = limits.adjust_credits(charge, self._credits.get((tenant_id, charge.slot)), delta)
+        balances = cast(dict[str, CreditState], self._of(tenant_id).credits)
+        adjusted = limits.adjust_credits(charge, balances.get(charge.slot), delta)
         if adjusted is not None:
-            self._credits[tenant_id, charge.slot] = adjusted
+            balances[charge.slot] = adjusted
         return adjusted
 
     async def close(self) -> None:
         """Nothing to release."""
-
-
-V = TypeVar("V")
-
-
-class _TenantView(Mapping[str, V]):
-    """One tenant's slots of a ``(tenant, slot)``-keyed dict, read-only, without copying."""
-
-    __slots__ = ("_data", "_tenant")
-
-    def __init__(self, data: Mapping[tuple[str, str], V], tenant: str) -> None:
-        self._data = data
-        self._tenant = tenant
-
-    def __getitem__(self, slot: str) -> V:
-        return self._data[self._tenant, slot]
-
-    def get(self, slot: str, default: V | None = None) -> V | None:  # type: ignore[override]  # the hot path's one call, kept cheap
-        return self._data.get((self._tenant, slot), default)
-
-    def __iter__(self) -> Iterator[str]:
-        return (slot for tenant, slot in self._data if tenant == self._tenant)
-
-    def __len__(self) -> int:
-        return sum(1 for tenant, _ in self._data if tenant == self._tenant)

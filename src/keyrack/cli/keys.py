@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
 import click
 
 from keyrack.cli import params
+from keyrack.cli.identities import _credits as identity_credits
+from keyrack.cli.identities import credits_option, rate_limit_option, refill_option
 from keyrack.cli.output import (
     emit_json,
     json_option,
@@ -19,11 +22,27 @@ from keyrack.cli.output import (
 from keyrack.cli.runner import pass_settings, run
 from keyrack.cli.tenants import cursor_option, limit_option
 from keyrack.config import Settings
-from keyrack.domain.models import ApiKey, KeyStatus
+from keyrack.domain import budget as budgets
+from keyrack.domain.budget import Budget, BudgetPeriod
+from keyrack.domain.credits import MAX_AMOUNT, Refill
+from keyrack.domain.models import (
+    DEFAULT_LEASE_TTL_SECONDS,
+    MAX_CONCURRENCY,
+    MAX_LEASE_TTL_SECONDS,
+    ApiKey,
+    KeyStatus,
+    Limits,
+)
+from keyrack.domain.policy import build_policy
+from keyrack.domain.ratelimit import RateLimit
+from keyrack.domain.verification import VerifyFacts
+from keyrack.errors import InvalidInput
 from keyrack.schemas.common import Page
 from keyrack.schemas.keys import KeyCreated, KeyRead
+from keyrack.schemas.limits import CreditsRead, RefillSpec
 from keyrack.schemas.render import verify_body
 from keyrack.services.authz import OPERATOR
+from keyrack.services.credits import CreditsOp
 from keyrack.services.keys import MAX_GRACE_SECONDS, NewKey, StatusAction
 from keyrack.services.ports import KeyFilter
 
@@ -51,6 +70,74 @@ def _show_created(key: ApiKey, secret: str, *, as_json: bool) -> None:
     note(SHOWN_ONCE)
 
 
+def policy_and_limit_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The policy and limit options of ``keys create`` (and their meaning)."""
+    options = [
+        click.option("--identity-id", help="The identity (idn_...) the key belongs to."),
+        click.option("--ip-allow", "ip_allowlist", multiple=True, help="CIDR (repeatable)."),
+        click.option("--origin", "allowed_origins", multiple=True, help="Allowed Origin."),
+        click.option(
+            "--allow-endpoint",
+            "allowed_endpoints",
+            multiple=True,
+            help="'METHOD /path-glob' a request must match (repeatable).",
+        ),
+        click.option(
+            "--block-endpoint",
+            "blocked_endpoints",
+            multiple=True,
+            help="'METHOD /path-glob' a request must not match (repeatable).",
+        ),
+        click.option("--require-tls", is_flag=True, default=False, help="Refuse non-TLS requests."),
+        click.option("--max-tokens", "max_tokens_per_request", type=click.IntRange(1, MAX_AMOUNT)),
+        rate_limit_option,
+        credits_option,
+        refill_option,
+        click.option(
+            "--budget",
+            type=BUDGET,
+            help="LIMIT[:day|month|never[:SOFT_THRESHOLD]] in micro-units (soft default 0.8).",
+        ),
+        click.option("--max-concurrency", type=click.IntRange(1, MAX_CONCURRENCY)),
+        click.option(
+            "--lease-ttl",
+            "lease_ttl_seconds",
+            type=click.IntRange(1, MAX_LEASE_TTL_SECONDS),
+            default=DEFAULT_LEASE_TTL_SECONDS,
+            show_default=True,
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+class BudgetParam(click.ParamType[Budget]):
+    """``LIMIT[:PERIOD[:SOFT_THRESHOLD]]``, e.g. ``5000000:month:0.9``."""
+
+    name = "budget"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Budget:
+        """Parse the text form."""
+        if isinstance(value, Budget):
+            return value
+        parts = str(value).split(":")
+        try:
+            if len(parts) > 3:
+                raise ValueError
+            limit = int(parts[0])
+            period = BudgetPeriod(parts[1]) if len(parts) > 1 else BudgetPeriod.NEVER
+            soft = float(parts[2]) if len(parts) > 2 else 0.8
+            return Budget(limit, period, budgets.basis_points(soft))
+        except (ValueError, InvalidInput):
+            self.fail("expected LIMIT[:day|month|never[:SOFT_THRESHOLD 0..1]]", param, ctx)
+
+
+BUDGET: Final = BudgetParam()
+
+
 @click.group()
 def keys() -> None:
     """Create, list, rotate, revoke and verify API keys."""
@@ -73,6 +160,7 @@ def keys() -> None:
 @click.option(
     "--role", "roles", multiple=True, type=params.SHORT_TEXT, help="Role slug (repeatable)."
 )
+@policy_and_limit_options
 @json_option
 @pass_settings
 def create(
@@ -87,8 +175,36 @@ def create(
     permissions: tuple[str, ...],
     roles: tuple[str, ...],
     as_json: bool,
+    identity_id: str | None,
+    ip_allowlist: tuple[str, ...],
+    allowed_origins: tuple[str, ...],
+    allowed_endpoints: tuple[str, ...],
+    blocked_endpoints: tuple[str, ...],
+    require_tls: bool,
+    max_tokens_per_request: int | None,
+    rate_limits: tuple[RateLimit, ...],
+    credits: int | None,
+    refill: Refill | None,
+    budget: Budget | None,
+    max_concurrency: int | None,
+    lease_ttl_seconds: int,
 ) -> None:
     """Create a key and print its secret (shown this once)."""
+    policy = build_policy(
+        ip_allowlist=ip_allowlist,
+        allowed_origins=allowed_origins,
+        allowed_endpoints=allowed_endpoints,
+        blocked_endpoints=blocked_endpoints,
+        require_tls=require_tls,
+        max_tokens_per_request=max_tokens_per_request,
+    )
+    limits = Limits(
+        rate_limits=rate_limits,
+        credits=identity_credits(credits, refill),
+        budget=budget,
+        max_concurrency=max_concurrency,
+        lease_ttl_seconds=lease_ttl_seconds,
+    )
     spec = NewKey(
         name=name,
         description=description,
@@ -97,6 +213,9 @@ def create(
         meta=meta or {},
         permissions=permissions,
         roles=roles,
+        identity_id=identity_id,
+        policy=policy,
+        limits=limits,
     )
     key, secret = run(settings, lambda rt: rt.keys.create(OPERATOR, tenant_id, spec))
     _show_created(key, secret, as_json=as_json)
@@ -202,21 +321,128 @@ def delete(settings: Settings, *, tenant_id: str, key_id: str, as_json: bool) ->
 @keys.command()
 @click.argument("key")
 @click.option("--tenant", "tenant_id", help="Answer NOT_FOUND for another tenant's key.")
+@click.option("--permissions", help="Permission query, e.g. 'chat.write AND (a OR b)'.")
+@click.option("--endpoint", help="The request's 'METHOD /path'.")
+@click.option("--ip", help="The client's address.")
+@click.option("--origin", help="The request's Origin.")
+@click.option("--tls/--no-tls", default=None, help="Whether the request came over TLS.")
+@click.option("--cost", type=click.IntRange(0, MAX_AMOUNT), default=1, show_default=True)
+@click.option("--tokens", type=click.IntRange(0, MAX_AMOUNT), help="Tokens the request asks for.")
+@click.option("--spend", type=click.IntRange(0, MAX_AMOUNT), default=0, help="Budget micro-units.")
 @json_option
 @pass_settings
 @click.pass_context
 def verify(
-    ctx: click.Context, settings: Settings, *, key: str, tenant_id: str | None, as_json: bool
+    ctx: click.Context,
+    settings: Settings,
+    *,
+    key: str,
+    tenant_id: str | None,
+    as_json: bool,
+    permissions: str | None,
+    endpoint: str | None,
+    ip: str | None,
+    origin: str | None,
+    tls: bool | None,
+    cost: int,
+    tokens: int | None,
+    spend: int,
 ) -> None:
     """Verify KEY in-process ('-' reads it from stdin, keeping it out of shell history).
 
-    Exits 0 when the key is valid and 1 when it is not.
+    Limits are charged as on the HTTP API (this process's counters, or Redis when
+    KEYRACK_REDIS_URL is set). Exits 0 when the key is valid and 1 when it is not.
     """
     presented = click.get_text_stream("stdin").readline().strip() if key == "-" else key
-    result = run(settings, lambda rt: rt.verifier.verify(presented, tenant_scope=tenant_id))
+    request = VerifyFacts(
+        permissions=permissions,
+        endpoint=endpoint,
+        ip=ip,
+        origin=origin,
+        tls=tls,
+        tokens=tokens,
+        cost=cost,
+        spend=spend,
+    )
+    result = run(
+        settings,
+        lambda rt: rt.verifier.verify(presented, tenant_scope=tenant_id, facts=request),
+    )
     body = verify_body(result)
     if as_json:
         emit_json(body)
     else:
         show_fields(body)
     ctx.exit(0 if result.valid else 1)
+
+
+@keys.command()
+@tenant_option
+@key_id_argument
+@click.option(
+    "--set", "set_to", type=click.IntRange(0, MAX_AMOUNT), help="Set the balance to this."
+)
+@click.option("--add", type=click.IntRange(0, MAX_AMOUNT), help="Increment the balance.")
+@click.option("--sub", type=click.IntRange(0, MAX_AMOUNT), help="Decrement the balance.")
+@json_option
+@pass_settings
+def credits(
+    settings: Settings,
+    *,
+    tenant_id: str,
+    key_id: str,
+    set_to: int | None,
+    add: int | None,
+    sub: int | None,
+    as_json: bool,
+) -> None:
+    """Show a key's live credits balance, or change it with --set, --add or --sub."""
+    show_credits(settings, tenant_id, key_id, set_to=set_to, add=add, sub=sub, as_json=as_json)
+
+
+def show_credits(
+    settings: Settings,
+    tenant_id: str,
+    owner_id: str,
+    *,
+    set_to: int | None,
+    add: int | None,
+    sub: int | None,
+    as_json: bool,
+) -> None:
+    """Read or change the balance of a key or an identity and print it.
+
+    Raises:
+        click.UsageError: More than one of --set, --add and --sub.
+    """
+    asked: list[tuple[CreditsOp, int | None]] = [
+        ("set", set_to),
+        ("increment", add),
+        ("decrement", sub),
+    ]
+    chosen = [(op, amount) for op, amount in asked if amount is not None]
+    if len(chosen) > 1:
+        raise click.UsageError("give at most one of --set, --add and --sub")
+    if chosen:
+        op, amount = chosen[0]
+        balance = run(
+            settings,
+            lambda rt: rt.credits.change(
+                OPERATOR,
+                tenant_id,
+                owner_id,
+                op=op,
+                amount=amount,
+            ),
+        )
+    else:
+        balance = run(settings, lambda rt: rt.credits.get(OPERATOR, tenant_id, owner_id))
+    refill = balance.refill
+    wire = CreditsRead(
+        remaining=balance.remaining,
+        refill=RefillSpec(interval=refill.interval, amount=refill.amount, day=refill.day),
+    )
+    if as_json:
+        emit_json(wire.model_dump(mode="json"))
+    else:
+        show_fields(wire.model_dump(mode="json"))

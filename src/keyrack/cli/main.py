@@ -16,7 +16,10 @@ from sqlalchemy.exc import DBAPIError
 
 from keyrack.cli.bootstrap import init
 from keyrack.cli.db import db
+from keyrack.cli.identities import identities
 from keyrack.cli.keys import keys
+from keyrack.cli.limits import leases, ratelimit
+from keyrack.cli.rbac import permissions, roles
 from keyrack.cli.server import serve
 from keyrack.cli.tenants import tenants
 from keyrack.config import Settings
@@ -121,7 +124,18 @@ def cli(ctx: click.Context) -> None:
     ctx.obj = settings
 
 
-for command in (init, serve, db, tenants, keys):
+for command in (
+    init,
+    serve,
+    db,
+    tenants,
+    keys,
+    identities,
+    permissions,
+    roles,
+    ratelimit,
+    leases,
+):
     cli.add_command(command)
 
 

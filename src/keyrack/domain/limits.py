@@ -62,6 +62,14 @@ NEVER: Final = -1
 """A refill boundary or period start that never comes (``refill: never``, ``period: never``)."""
 
 
+class RateCharge(NamedTuple):
+    """One named rate limit a request is charged to."""
+
+    slot: str
+    limit: RateLimit
+    cost: int
+
+
 class LimitPlan(NamedTuple):
     """What a key charges on every verify, with the slots its counters live in.
 
@@ -69,6 +77,7 @@ class LimitPlan(NamedTuple):
 
     Attributes:
         rates: ``(slot, limit)`` for each rate limit of the key and of its identity.
+        unit_rates: The same as charges of cost 1 (the common request), built once.
         credits_slot: Whose balance is spent: the key's if it has credits, else its identity's.
         credits: That balance's configuration and database snapshot.
         credits_version: The snapshot's version.
@@ -80,6 +89,7 @@ class LimitPlan(NamedTuple):
     """
 
     rates: tuple[tuple[str, RateLimit], ...] = ()
+    unit_rates: tuple[RateCharge, ...] = ()
     credits_slot: str | None = None
     credits: Credits | None = None
     credits_version: int = 0
@@ -150,6 +160,7 @@ def build_plan(
         return None
     return LimitPlan(
         rates=tuple(rates),
+        unit_rates=tuple(RateCharge(slot, limit, 1) for slot, limit in rates),
         credits_slot=credits_slot,
         credits=credits,
         credits_version=credits_version,
@@ -159,14 +170,6 @@ def build_plan(
         max_concurrency=max_concurrency or 0,
         lease_ttl_ms=lease_ttl_seconds * 1000,
     )
-
-
-class RateCharge(NamedTuple):
-    """One named rate limit a request is charged to."""
-
-    slot: str
-    limit: RateLimit
-    cost: int
 
 
 class CreditCharge(NamedTuple):
@@ -292,6 +295,10 @@ class LimitAnswer(NamedTuple):
 
 
 _EMPTY_STATE: Final = ratelimit.State()
+_VALID: Final = Outcome.VALID
+# Named tuples built on the hot path go through ``tuple.__new__``: their generated
+# ``__new__`` is a Python function and costs several times as much.
+_new: Final = tuple.__new__
 
 
 def current_credits(charge: CreditCharge, stored: CreditState | None) -> CreditState:
@@ -353,98 +360,84 @@ def apply(
         The first failing limit's outcome in the contract's order, or ``VALID``; when valid and
         not a dry run, the counters to write and the lease taken.
     """
-    outcome = Outcome.VALID
-    decisions: list[ratelimit.Decision] = []
-    for charge in request.rates:
-        state = states.rates.get(charge.slot, _EMPTY_STATE)
-        decision = ratelimit.check(
-            state, charge.limit, now_ms=now_ms, cost=0 if dry_run else charge.cost
-        )
+    outcome = _VALID
+    reports: list[RateReport] = []
+    new_rates: list[tuple[str, ratelimit.State]] = []
+    rate_states = states.rates
+    check = ratelimit.check
+    for slot, limit, cost in request.rates:
+        state = rate_states.get(slot, _EMPTY_STATE)
+        decision = check(state, limit, now_ms=now_ms, cost=0 if dry_run else cost)
         if not decision.allowed:
             outcome = Outcome.RATE_LIMITED
-        decisions.append(decision)
+        elif cost and not dry_run:
+            new_rates.append((slot, decision.state))
+        reports.append(_new(RateReport, (limit.name, limit.limit, decision[1], decision[2])))
     lease = request.lease
     if (
         lease is not None
-        and outcome is Outcome.VALID
+        and outcome is _VALID
         and not dry_run
         and live_leases(states.leases.get(lease.slot), now_ms) >= lease.max_concurrency
     ):
         outcome = Outcome.CONCURRENCY_LIMITED
     credits = new_credits = None
-    if request.credits is not None:
-        charge_c = request.credits
-        credits = current_credits(charge_c, states.credits.get(charge_c.slot))
-        if not dry_run and charge_c.cost:
-            if charge_c.cost > credits.remaining:
-                if outcome is Outcome.VALID:
+    charge_c = request.credits
+    if charge_c is not None:
+        stored_credits = states.credits.get(charge_c.slot)
+        credits = current_credits(charge_c, stored_credits)
+        cost = charge_c.cost
+        if not dry_run:
+            if cost > credits.remaining:
+                if outcome is _VALID:
                     outcome = Outcome.USAGE_EXCEEDED
-            else:
-                new_credits = credits._replace(remaining=credits.remaining - charge_c.cost)
-    budget = new_budget = None
-    if request.budget is not None:
-        charge_b = request.budget
-        budget = current_budget(charge_b, states.budgets.get(charge_b.slot))
-        if not dry_run and charge_b.spend:
-            if charge_b.spend > charge_b.limit - budget.spent:
-                if outcome is Outcome.VALID:
-                    outcome = Outcome.BUDGET_EXCEEDED
-            else:
-                new_budget = BudgetState(budget.spent + charge_b.spend, budget.period_start_ms)
-    if outcome is not Outcome.VALID or dry_run:
-        if outcome is not Outcome.VALID and not dry_run:
-            # Nothing is consumed: report every limit as it stands.
-            decisions = [
-                ratelimit.check(
-                    states.rates.get(c.slot, _EMPTY_STATE), c.limit, now_ms=now_ms, cost=0
+            elif cost:
+                new_credits = _new(
+                    CreditState, (credits[0] - cost, credits.refilled_at_ms, credits.version)
                 )
-                if c.cost
-                else d
-                for c, d in zip(request.rates, decisions, strict=True)
+            elif credits != stored_credits:
+                new_credits = credits  # seeded or refilled: worth writing even unspent
+    budget = new_budget = None
+    charge_b = request.budget
+    if charge_b is not None:
+        stored_budget = states.budgets.get(charge_b.slot)
+        budget = current_budget(charge_b, stored_budget)
+        spend = charge_b.spend
+        if not dry_run:
+            if spend > charge_b.limit - budget.spent:
+                if outcome is _VALID:
+                    outcome = Outcome.BUDGET_EXCEEDED
+            elif spend:
+                new_budget = _new(BudgetState, (budget.spent + spend, budget.period_start_ms))
+            elif budget != stored_budget:
+                new_budget = budget
+    if outcome is not _VALID or dry_run:
+        if outcome is not _VALID and new_rates:
+            # Nothing is consumed: report every charged limit as it stands.
+            reports = [
+                _new(
+                    RateReport,
+                    (
+                        c.limit.name,
+                        c.limit.limit,
+                        *check(
+                            rate_states.get(c.slot, _EMPTY_STATE), c.limit, now_ms=now_ms, cost=0
+                        )[1:3],
+                    ),
+                )
+                for c in request.rates
             ]
-        return LimitAnswer(
-            outcome,
-            _reports(request.rates, decisions),
-            credits,
-            budget,
-        )
-    return LimitAnswer(
-        Outcome.VALID,
-        _reports(request.rates, decisions),
-        new_credits or credits,
-        new_budget or budget,
-        None if lease is None else lease.lease_id,
-        tuple(
-            (charge.slot, decision.state)
-            for charge, decision in zip(request.rates, decisions, strict=True)
-            if charge.cost
+        return LimitAnswer(outcome, tuple(reports), credits, budget)
+    return _new(
+        LimitAnswer,
+        (
+            _VALID,
+            tuple(reports),
+            new_credits or credits,
+            new_budget or budget,
+            None if lease is None else lease.lease_id,
+            tuple(new_rates),
+            new_credits,
+            new_budget,
         ),
-        new_credits if new_credits is not None else _changed(credits, request.credits, states),
-        new_budget if new_budget is not None else _changed_budget(budget, request.budget, states),
     )
-
-
-def _reports(
-    charges: tuple[RateCharge, ...], decisions: list[ratelimit.Decision]
-) -> tuple[RateReport, ...]:
-    return tuple(
-        RateReport(c.limit.name, c.limit.limit, d.remaining, d.reset_at_ms)
-        for c, d in zip(charges, decisions, strict=True)
-    )
-
-
-def _changed(
-    credits: CreditState | None, charge: CreditCharge | None, states: LimitStates
-) -> CreditState | None:
-    """A seeded or refilled balance is written even when nothing was spent."""
-    if credits is None or charge is None or states.credits.get(charge.slot) == credits:
-        return None
-    return credits
-
-
-def _changed_budget(
-    budget: BudgetState | None, charge: BudgetCharge | None, states: LimitStates
-) -> BudgetState | None:
-    if budget is None or charge is None or states.budgets.get(charge.slot) == budget:
-        return None
-    return budget

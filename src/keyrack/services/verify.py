@@ -48,6 +48,8 @@ from keyrack.services.writebehind import WriteBehind
 logger = logging.getLogger(__name__)
 
 _DAY_MS: Final = 86_400_000
+# Named tuples built on every limited verify skip their Python-level ``__new__``.
+_new: Final = tuple.__new__
 _MAX_QUERIES: Final = 4096
 
 
@@ -229,38 +231,43 @@ class VerifyService:
         """One call to the limit store for every limit of the key (a dry run when denied)."""
         now_ms = int(self._clock.now() * 1000)
         cost = facts.cost
-        overrides = dict(facts.ratelimits) if facts.ratelimits else None
-        rates = tuple(
-            RateCharge(
-                slot,
-                limit,
-                cost if overrides is None else overrides.get(limit.name, cost),
+        if cost == 1 and not facts.ratelimits:
+            rates = plan.unit_rates
+        else:
+            overrides = dict(facts.ratelimits)
+            rates = tuple(
+                RateCharge(slot, limit, overrides.get(limit.name, cost))
+                for slot, limit in plan.rates
             )
-            for slot, limit in plan.rates
-        )
         credits = None
         if plan.credits_slot is not None and plan.credits is not None:
             balance = plan.credits
-            credits = CreditCharge(
-                plan.credits_slot,
-                balance.remaining or 0,
-                balance.refilled_at_ms,
-                plan.credits_version,
-                balance.refill.amount,
-                self._calendar.refill_boundary(balance.refill, now_ms),
-                cost,
+            credits = _new(
+                CreditCharge,
+                (
+                    plan.credits_slot,
+                    balance.remaining or 0,
+                    balance.refilled_at_ms,
+                    plan.credits_version,
+                    balance.refill.amount,
+                    self._calendar.refill_boundary(balance.refill, now_ms),
+                    cost,
+                ),
             )
         budget = None
         if plan.budget_slot is not None and plan.budget is not None:
             cap = plan.budget
-            budget = BudgetCharge(
-                plan.budget_slot,
-                cap.limit,
-                cap.soft_limit,
-                self._calendar.period_start(cap.period, now_ms),
-                cap.spent,
-                cap.period_start_ms,
-                facts.spend,
+            budget = _new(
+                BudgetCharge,
+                (
+                    plan.budget_slot,
+                    cap.limit,
+                    cap.soft_limit,
+                    self._calendar.period_start(cap.period, now_ms),
+                    cap.spent,
+                    cap.period_start_ms,
+                    facts.spend,
+                ),
             )
         lease = None
         if plan.lease_slot is not None and not dry_run:
@@ -272,7 +279,7 @@ class VerifyService:
                     record.tenant_id, record.key_id, self._entropy(leases.ENTROPY_BYTES)
                 ),
             )
-        request = LimitRequest(record.tenant_id, rates, credits, budget, lease)
+        request = _new(LimitRequest, (record.tenant_id, rates, credits, budget, lease))
         answer = await self._limits.apply(request, dry_run=dry_run)
         if answer.new_credits is not None or answer.new_budget is not None:
             self._writes.counters(request, answer)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from keyrack.domain.limits import LimitAnswer, LimitRequest
+from keyrack.domain.limits import BudgetState, CreditState, LimitAnswer, LimitRequest
 from keyrack.errors import BackendUnavailable
 from keyrack.services.clock import to_datetime
 from keyrack.services.ports import (
@@ -27,14 +27,15 @@ MAX_PENDING = 1_000_000
 class WriteBehind:
     """Buffers verify's deferred writes and flushes them in batches."""
 
-    __slots__ = ("_counters", "_last_used", "_rehashes", "_root_rehashes", "_uow")
+    __slots__ = ("_budgets", "_credits", "_last_used", "_rehashes", "_root_rehashes", "_uow")
 
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
         self._last_used: dict[str, tuple[str, float]] = {}
         self._rehashes: dict[str, Rehash] = {}
         self._root_rehashes: dict[str, RootRehash] = {}
-        self._counters: dict[str, CounterSnapshot] = {}
+        self._credits: dict[str, tuple[str, CreditState]] = {}
+        self._budgets: dict[str, tuple[str, BudgetState]] = {}
 
     def touch(self, tenant_id: str, key_id: str, now: float) -> None:
         """Remember that ``key_id`` was used at ``now`` (latest wins)."""
@@ -50,28 +51,29 @@ class WriteBehind:
         self._root_rehashes[item.root_key_id] = item
 
     def counters(self, request: LimitRequest, answer: LimitAnswer) -> None:
-        """Remember the credits and budget counters a verify left (latest wins per owner)."""
+        """Remember the credits and budget counters a verify left (latest wins per slot)."""
         tenant = request.tenant_id
-        if answer.new_credits is not None and request.credits is not None:
-            owner = _owner(request.credits.slot)
-            credits = answer.new_credits
-            previous = self._counters.get(owner)
-            self._counters[owner] = CounterSnapshot(
-                tenant,
-                owner,
-                credits=(credits.remaining, credits.refilled_at_ms, credits.version),
-                budget=None if previous is None else previous.budget,
-            )
-        if answer.new_budget is not None and request.budget is not None:
-            owner = _owner(request.budget.slot)
-            budget = answer.new_budget
-            previous = self._counters.get(owner)
-            self._counters[owner] = CounterSnapshot(
-                tenant,
-                owner,
-                credits=None if previous is None else previous.credits,
-                budget=(budget.spent, budget.period_start_ms),
-            )
+        credits = answer.new_credits
+        if credits is not None and request.credits is not None:
+            self._credits[request.credits.slot] = (tenant, credits)
+        budget = answer.new_budget
+        if budget is not None and request.budget is not None:
+            self._budgets[request.budget.slot] = (tenant, budget)
+
+    def _snapshots(
+        self,
+        credits: dict[str, tuple[str, CreditState]],
+        budgets: dict[str, tuple[str, BudgetState]],
+    ) -> list[CounterSnapshot]:
+        snapshots = [
+            CounterSnapshot(tenant, _owner(slot), credits=tuple(state))  # type: ignore[arg-type]  # a CreditState is the (remaining, refilled_at_ms, version) triple
+            for slot, (tenant, state) in credits.items()
+        ]
+        snapshots += [
+            CounterSnapshot(tenant, _owner(slot), budget=tuple(state))  # type: ignore[arg-type]  # a BudgetState is the (spent, period_start_ms) pair
+            for slot, (tenant, state) in budgets.items()
+        ]
+        return snapshots
 
     @property
     def pending(self) -> int:
@@ -80,7 +82,8 @@ class WriteBehind:
             len(self._last_used)
             + len(self._rehashes)
             + len(self._root_rehashes)
-            + len(self._counters)
+            + len(self._credits)
+            + len(self._budgets)
         )
 
     async def flush(self) -> int:
@@ -94,7 +97,9 @@ class WriteBehind:
         last_used, self._last_used = self._last_used, {}
         rehashes, self._rehashes = self._rehashes, {}
         root_rehashes, self._root_rehashes = self._root_rehashes, {}
-        counters, self._counters = self._counters, {}
+        credits, self._credits = self._credits, {}
+        budgets, self._budgets = self._budgets, {}
+        counters = self._snapshots(credits, budgets)
         items = [
             LastUsed(tenant_id=tenant, key_id=key_id, at=to_datetime(at))
             for key_id, (tenant, at) in last_used.items()
@@ -108,7 +113,7 @@ class WriteBehind:
                 if root_rehashes:
                     await uow.usage.write_root_rehashes(list(root_rehashes.values()))
                 if counters:
-                    await uow.usage.write_counters(list(counters.values()))
+                    await uow.usage.write_counters(counters)
                 await uow.commit()
         except BackendUnavailable:
             count = len(items) + len(rehashes) + len(root_rehashes) + len(counters)
@@ -119,8 +124,10 @@ class WriteBehind:
                 self._rehashes.setdefault(secret_id, item)
             for root_key_id, root_item in root_rehashes.items():
                 self._root_rehashes.setdefault(root_key_id, root_item)
-            for owner, snapshot in counters.items():
-                self._counters.setdefault(owner, snapshot)
+            for slot, pending in credits.items():
+                self._credits.setdefault(slot, pending)
+            for slot, waiting in budgets.items():
+                self._budgets.setdefault(slot, waiting)
             return 0
         return len(items) + len(rehashes) + len(root_rehashes) + len(counters)
 
