@@ -112,7 +112,9 @@ def main() -> int:
     results = Results()
     results.add("plain_verify_us", f"{plain_ns / 1000:.2f} µs", "report", True)
     results.add("limited_verify_us", f"{limited_ns / 1000:.2f} µs", "report", True)
-    results.add("limited_vs_plain", f"{ratio:.2f}x", f"<= {TARGET_RATIO:.1f}x", ratio <= TARGET_RATIO)
+    results.add(
+        "limited_vs_plain", f"{ratio:.2f}x", f"<= {TARGET_RATIO:.1f}x", ratio <= TARGET_RATIO
+    )
     return results.emit()
 
 

@@ -11,29 +11,50 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import anyio
 import anyio.lowlevel
 
-from keyrack.backends.memory import MemoryCache
+from keyrack.backends.memory import MemoryCache, MemoryLimitStore
 from keyrack.domain.hashing import Peppers
 from keyrack.domain.models import (
     ApiKey,
+    Identity,
     KeyRecord,
     KeySecret,
+    Limits,
+    PermissionDef,
+    Role,
     RootKey,
     ServiceAccount,
     Tenant,
 )
 from keyrack.domain.permissions import Permission, Principal
-from keyrack.errors import BackendUnavailable, ConcurrentUpdate, Conflict, DuplicateSlug
+from keyrack.errors import (
+    BackendUnavailable,
+    ConcurrentUpdate,
+    Conflict,
+    DuplicateExternalId,
+    DuplicatePermission,
+    DuplicateRole,
+    DuplicateSlug,
+)
 from keyrack.services.accounts import AccountService
 from keyrack.services.graph import build_services as wire
+from keyrack.services.identities import IdentityService
 from keyrack.services.keys import KeyService
-from keyrack.services.ports import KeyFilter, LastUsed, Rehash, RootKeyMatch, RootRehash
+from keyrack.services.ports import (
+    CounterSnapshot,
+    KeyFilter,
+    LastUsed,
+    Rehash,
+    RootKeyMatch,
+    RootRehash,
+)
+from keyrack.services.rbac import RbacService
 from keyrack.services.tenants import TenantService
 from keyrack.services.verify import VerifyService
 from keyrack.services.writebehind import WriteBehind
@@ -93,6 +114,9 @@ class FakeState:
     service_accounts: dict[str, ServiceAccount] = field(default_factory=dict)
     root_keys: dict[str, StoredRootKey] = field(default_factory=dict)
     invalidations: dict[int, tuple[str, datetime]] = field(default_factory=dict)
+    identities: dict[str, Identity] = field(default_factory=dict)
+    permissions: dict[str, PermissionDef] = field(default_factory=dict)
+    roles: dict[str, Role] = field(default_factory=dict)
 
     def copy(self) -> FakeState:
         return FakeState(
@@ -102,6 +126,9 @@ class FakeState:
             service_accounts=dict(self.service_accounts),
             root_keys=dict(self.root_keys),
             invalidations=dict(self.invalidations),
+            identities=dict(self.identities),
+            permissions=dict(self.permissions),
+            roles=dict(self.roles),
         )
 
     def snapshot(self) -> tuple[dict[Any, object], ...]:
@@ -113,6 +140,9 @@ class FakeState:
             dict(self.service_accounts),
             dict(self.root_keys),
             dict(self.invalidations),
+            dict(self.identities),
+            dict(self.permissions),
+            dict(self.roles),
         )
 
 
@@ -148,6 +178,9 @@ class FakeDatabase(FakeState):
             "service_accounts",
             "root_keys",
             "invalidations",
+            "identities",
+            "permissions",
+            "roles",
         ):
             before: dict[object, object] = getattr(base, table)
             after: dict[object, object] = getattr(state, table)
@@ -206,6 +239,9 @@ class FakeTenantRepository:
         if s.tenants.pop(tenant_id, None) is None:
             return False
         s.keys = {k: v for k, v in s.keys.items() if v.tenant_id != tenant_id}
+        s.identities = {k: v for k, v in s.identities.items() if v.tenant_id != tenant_id}
+        s.permissions = {k: v for k, v in s.permissions.items() if v.tenant_id != tenant_id}
+        s.roles = {k: v for k, v in s.roles.items() if v.tenant_id != tenant_id}
         s.secrets = {k: v for k, v in s.secrets.items() if v.tenant_id != tenant_id}
         s.service_accounts = {
             k: v for k, v in s.service_accounts.items() if v.tenant_id != tenant_id
@@ -328,6 +364,323 @@ class FakeKeyRepository:
                 self._uow.state.secrets[secret_id] = replace(s, expires_at=grace_end)
             elif s.expires_at > now:
                 self._uow.state.secrets[secret_id] = replace(s, expires_at=now)
+
+    def _with_identity(self, identity_id: str) -> builtins.list[ApiKey]:
+        return sorted(
+            (
+                k
+                for k in self._uow.state.keys.values()
+                if k.tenant_id == self.tenant_id and k.identity_id == identity_id
+            ),
+            key=lambda k: k.id,
+        )
+
+    async def ids_with_identity(self, identity_id: str) -> builtins.list[str]:
+        self._uow.db.execute()
+        return [k.id for k in self._with_identity(identity_id)]
+
+    async def detach_identity(self, identity_id: str) -> builtins.list[str]:
+        """Take the identity off its keys, bumping their version (``updated_at``: wall clock)."""
+        self._uow.db.execute()
+        moment = datetime.now(UTC)
+        detached = self._with_identity(identity_id)
+        for key in detached:
+            self._uow.state.keys[key.id] = replace(
+                key, identity_id=None, version=key.version + 1, updated_at=moment
+            )
+            self._uow.written_keys.add(key.id)
+        return [k.id for k in detached]
+
+    def _holding(
+        self, attribute: Literal["roles", "permissions"], name: str
+    ) -> builtins.list[ApiKey]:
+        return sorted(
+            (
+                k
+                for k in self._uow.state.keys.values()
+                if k.tenant_id == self.tenant_id and name in getattr(k, attribute)
+            ),
+            key=lambda k: k.id,
+        )
+
+    async def ids_with_role(self, role: str) -> builtins.list[str]:
+        self._uow.db.execute()
+        return [k.id for k in self._holding("roles", role)]
+
+    async def strip_role(self, role: str) -> builtins.list[str]:
+        return self._strip("roles", role)
+
+    async def strip_permission(self, slug: str) -> builtins.list[str]:
+        return self._strip("permissions", slug)
+
+    def _strip(self, attribute: Literal["roles", "permissions"], name: str) -> builtins.list[str]:
+        """Drop ``name`` from the keys holding it, bumping their version (wall-clock time)."""
+        self._uow.db.execute()
+        moment = datetime.now(UTC)
+        holding = self._holding(attribute, name)
+        for key in holding:
+            kept = tuple(value for value in getattr(key, attribute) if value != name)
+            stripped = (
+                replace(key, roles=kept) if attribute == "roles" else replace(key, permissions=kept)
+            )
+            self._uow.state.keys[key.id] = replace(
+                stripped, version=key.version + 1, updated_at=moment
+            )
+            self._uow.written_keys.add(key.id)
+        return [k.id for k in holding]
+
+    async def write_credits(
+        self, key_id: str, *, remaining: int | None, refilled_at_ms: int, version: int
+    ) -> None:
+        """Store a balance snapshot and its version (the key's own version is unchanged)."""
+        self._uow.db.execute()
+        key = self._mine(key_id)
+        if key is not None:
+            limits = _with_credits(key.limits, remaining, refilled_at_ms, version)
+            self._uow.state.keys[key_id] = replace(key, limits=limits)
+
+
+def _with_credits(
+    limits: Limits, remaining: int | None, refilled_at_ms: int, version: int
+) -> Limits:
+    """``limits`` with a new balance snapshot, as the credits columns read back.
+
+    Without a credits configuration the SQL columns are written but ignored on read; only the
+    version stays visible.
+    """
+    credits = limits.credits
+    if credits is not None:
+        credits = replace(credits, remaining=remaining, refilled_at_ms=refilled_at_ms)
+    return replace(limits, credits=credits, credits_version=version)
+
+
+class FakePermissionRepository:
+    """Key permissions of one tenant; the slug is unique per tenant like the SQL index."""
+
+    def __init__(self, uow: FakeUnitOfWork, tenant_id: str) -> None:
+        self._uow = uow
+        self.tenant_id = tenant_id
+
+    def _all(self) -> builtins.list[PermissionDef]:
+        return sorted(
+            (p for p in self._uow.state.permissions.values() if p.tenant_id == self.tenant_id),
+            key=lambda p: p.id,
+        )
+
+    async def get(self, permission_id: str) -> PermissionDef | None:
+        self._uow.db.execute()
+        found = self._uow.state.permissions.get(permission_id)
+        return found if found is not None and found.tenant_id == self.tenant_id else None
+
+    async def by_slugs(self, slugs: Sequence[str]) -> builtins.list[PermissionDef]:
+        self._uow.db.execute()
+        wanted = set(slugs)
+        return [p for p in self._all() if p.slug in wanted]
+
+    async def add(self, permission: PermissionDef) -> None:
+        self._uow.db.execute()
+        if permission.tenant_id != self.tenant_id:
+            raise ValueError("permission belongs to another tenant than this repository")
+        if (
+            permission.tenant_id not in self._uow.state.tenants
+            or permission.id in self._uow.state.permissions
+        ):
+            raise _conflict()
+        if any(p.slug == permission.slug for p in self._all()):
+            raise DuplicatePermission
+        self._uow.state.permissions[permission.id] = permission
+
+    async def remove(self, permission_id: str) -> bool:
+        if await self.get(permission_id) is None:
+            return False
+        del self._uow.state.permissions[permission_id]
+        return True
+
+    async def list(self, *, limit: int, after: str | None) -> builtins.list[PermissionDef]:
+        self._uow.db.execute()
+        return [p for p in self._all() if after is None or p.id > after][:limit]
+
+
+class FakeRoleRepository:
+    """Roles of one tenant; the name is unique per tenant like the SQL index."""
+
+    def __init__(self, uow: FakeUnitOfWork, tenant_id: str) -> None:
+        self._uow = uow
+        self.tenant_id = tenant_id
+
+    def _all(self) -> builtins.list[Role]:
+        return sorted(
+            (r for r in self._uow.state.roles.values() if r.tenant_id == self.tenant_id),
+            key=lambda r: r.id,
+        )
+
+    def _check_unique(self, role: Role) -> None:
+        if any(r.name == role.name and r.id != role.id for r in self._all()):
+            raise DuplicateRole
+
+    async def get(self, role_id: str) -> Role | None:
+        self._uow.db.execute()
+        found = self._uow.state.roles.get(role_id)
+        return found if found is not None and found.tenant_id == self.tenant_id else None
+
+    async def by_names(self, names: Sequence[str]) -> builtins.list[Role]:
+        self._uow.db.execute()
+        wanted = set(names)
+        return [r for r in self._all() if r.name in wanted]
+
+    async def add(self, role: Role) -> None:
+        self._uow.db.execute()
+        if role.tenant_id != self.tenant_id:
+            raise ValueError("role belongs to another tenant than this repository")
+        if role.tenant_id not in self._uow.state.tenants or role.id in self._uow.state.roles:
+            raise _conflict()
+        self._check_unique(role)
+        self._uow.state.roles[role.id] = role
+
+    async def update(self, role: Role, *, expected_version: int) -> bool:
+        """Compare-and-set on ``version``; a taken name raises ``DuplicateRole``."""
+        stored = await self.get(role.id)
+        if stored is None or stored.version != expected_version:
+            return False
+        self._check_unique(role)
+        self._uow.state.roles[role.id] = replace(
+            role, tenant_id=stored.tenant_id, created_at=stored.created_at
+        )
+        return True
+
+    async def remove(self, role_id: str) -> bool:
+        if await self.get(role_id) is None:
+            return False
+        del self._uow.state.roles[role_id]
+        return True
+
+    async def list(self, *, limit: int, after: str | None) -> builtins.list[Role]:
+        self._uow.db.execute()
+        return [r for r in self._all() if after is None or r.id > after][:limit]
+
+    async def strip_permission(self, slug: str) -> None:
+        """Drop ``slug`` from every role holding it, bumping its version (wall-clock time)."""
+        self._uow.db.execute()
+        moment = datetime.now(UTC)
+        for role in self._all():
+            if slug in role.permissions:
+                self._uow.state.roles[role.id] = replace(
+                    role,
+                    permissions=tuple(p for p in role.permissions if p != slug),
+                    version=role.version + 1,
+                    updated_at=moment,
+                )
+
+
+class FakeIdentityRepository:
+    """Identities of one tenant; ``external_id`` is unique per tenant like the SQL index."""
+
+    def __init__(self, uow: FakeUnitOfWork, tenant_id: str) -> None:
+        self._uow = uow
+        self.tenant_id = tenant_id
+
+    def _mine(self, identity_id: str) -> Identity | None:
+        identity = self._uow.state.identities.get(identity_id)
+        return identity if identity is not None and identity.tenant_id == self.tenant_id else None
+
+    def _check_unique(self, identity: Identity) -> None:
+        if any(
+            i.tenant_id == identity.tenant_id
+            and i.external_id == identity.external_id
+            and i.id != identity.id
+            for i in self._uow.state.identities.values()
+        ):
+            raise DuplicateExternalId
+
+    async def get(self, identity_id: str) -> Identity | None:
+        self._uow.db.execute()
+        return self._mine(identity_id)
+
+    async def by_external_id(self, external_id: str) -> Identity | None:
+        self._uow.db.execute()
+        return next(
+            (
+                i
+                for i in self._uow.state.identities.values()
+                if i.tenant_id == self.tenant_id and i.external_id == external_id
+            ),
+            None,
+        )
+
+    async def add(self, identity: Identity) -> None:
+        self._uow.db.execute()
+        if identity.tenant_id != self.tenant_id:
+            raise ValueError("identity belongs to another tenant than this repository")
+        if identity.tenant_id not in self._uow.state.tenants:
+            raise _conflict()
+        if identity.id in self._uow.state.identities:
+            raise _conflict()
+        self._check_unique(identity)
+        self._uow.state.identities[identity.id] = identity
+
+    async def update(self, identity: Identity, *, expected_version: int) -> bool:
+        """Compare-and-set on ``version``; the credits snapshot is kept (see ``write_credits``)."""
+        self._uow.db.execute()
+        stored = self._mine(identity.id)
+        if stored is None or stored.version != expected_version:
+            return False
+        self._check_unique(identity)
+        old = stored.limits.credits
+        new = identity.limits.credits
+        kept = replace(
+            identity.limits,
+            credits=None
+            if new is None
+            else replace(
+                new,
+                remaining=None if old is None else old.remaining,
+                refilled_at_ms=0 if old is None else old.refilled_at_ms,
+            ),
+            credits_version=stored.limits.credits_version,
+        )
+        self._uow.state.identities[identity.id] = replace(
+            identity, tenant_id=stored.tenant_id, created_at=stored.created_at, limits=kept
+        )
+        return True
+
+    async def remove(self, identity_id: str) -> bool:
+        self._uow.db.execute()
+        if self._mine(identity_id) is None:
+            return False
+        if any(k.identity_id == identity_id for k in self._uow.state.keys.values()):
+            raise _conflict()  # foreign key (tenant_id, identity_id) of api_keys
+        del self._uow.state.identities[identity_id]
+        return True
+
+    async def list(
+        self, *, limit: int, after: str | None, external_id: str | None = None
+    ) -> builtins.list[Identity]:
+        self._uow.db.execute()
+        rows = [
+            i
+            for i in sorted(self._uow.state.identities.values(), key=lambda i: i.id)
+            if i.tenant_id == self.tenant_id
+            and (after is None or i.id > after)
+            and (external_id is None or i.external_id == external_id)
+        ]
+        return rows[:limit]
+
+    async def write_credits(
+        self, identity_id: str, *, remaining: int | None, refilled_at_ms: int, version: int
+    ) -> None:
+        self._uow.db.execute()
+        stored = self._mine(identity_id)
+        if stored is None:
+            return
+        credits = stored.limits.credits
+        limits = replace(
+            stored.limits,
+            credits=None
+            if credits is None
+            else replace(credits, remaining=remaining, refilled_at_ms=refilled_at_ms),
+            credits_version=version,
+        )
+        self._uow.state.identities[identity_id] = replace(stored, limits=limits)
 
 
 class FakeSecretLookup:
@@ -514,6 +867,37 @@ class FakeUsageWriter:
                 root, digest=item.digest, pepper_version=item.pepper_version
             )
 
+    async def write_counters(self, items: Sequence[CounterSnapshot]) -> None:
+        """Store credits snapshots (only while ``credits_version`` matches) and key budgets."""
+        self._uow.db.execute()
+        state = self._uow.state
+        for item in items:
+            key = state.keys.get(item.owner)
+            if key is not None and key.tenant_id == item.tenant_id:
+                limits = _counted(key.limits, item, budget=True)
+                if limits is not key.limits:
+                    state.keys[key.id] = replace(key, limits=limits)
+            identity = state.identities.get(item.owner)
+            if identity is not None and identity.tenant_id == item.tenant_id:
+                limits = _counted(identity.limits, item, budget=False)
+                if limits is not identity.limits:
+                    state.identities[identity.id] = replace(identity, limits=limits)
+
+
+def _counted(limits: Limits, item: CounterSnapshot, *, budget: bool) -> Limits:
+    """``limits`` with the snapshots of ``item`` that the SQL ``write_counters`` would keep.
+
+    Returns ``limits`` itself when nothing changes; identities have no budget columns.
+    """
+    if item.credits is not None and limits.credits_version == item.credits[2]:
+        remaining, refilled_at_ms, version = item.credits
+        limits = _with_credits(limits, remaining, refilled_at_ms, version)
+    if budget and item.budget is not None and limits.budget is not None:
+        spent, period_start_ms = item.budget
+        counted = replace(limits.budget, spent=spent, period_start_ms=period_start_ms)
+        limits = replace(limits, budget=counted)
+    return limits
+
 
 class FakeInvalidationLog:
     """The cross-process invalidation log.
@@ -639,6 +1023,18 @@ class FakeUnitOfWork:
         self.state  # noqa: B018  # raises outside 'async with'
         return FakeServiceAccountRepository(self, tenant_id)
 
+    def identities(self, tenant_id: str) -> FakeIdentityRepository:
+        self.state  # noqa: B018  # raises outside 'async with'
+        return FakeIdentityRepository(self, tenant_id)
+
+    def permissions(self, tenant_id: str) -> FakePermissionRepository:
+        self.state  # noqa: B018  # raises outside 'async with'
+        return FakePermissionRepository(self, tenant_id)
+
+    def roles(self, tenant_id: str) -> FakeRoleRepository:
+        self.state  # noqa: B018  # raises outside 'async with'
+        return FakeRoleRepository(self, tenant_id)
+
     async def commit(self) -> None:
         state = self.state
         self.db.execute()
@@ -682,6 +1078,8 @@ class FakeServices:
     keys: KeyService
     accounts: AccountService
     verifier: VerifyService
+    identities: IdentityService
+    rbac: RbacService
 
 
 def build_services(
@@ -707,6 +1105,7 @@ def build_services(
         peppers=peppers,
         clock=clock,
         entropy=entropy,
+        limits=MemoryLimitStore(clock.now),
         key_cache=key_cache,
         principal_cache=principal_cache,
         positive_ttl=positive_ttl,
@@ -726,6 +1125,8 @@ def build_services(
         keys=services.keys,
         accounts=services.accounts,
         verifier=services.verifier,
+        identities=services.identities,
+        rbac=services.rbac,
     )
 
 

@@ -18,6 +18,7 @@ ApiKeyDep = Annotated[VerifyResult, Depends(KeyGuard())]
 async def test_open_create_verify_revoke(settings):
     async with await Keyrack.open(settings) as kr:
         tenant = await kr.create_tenant("Acme")
+        await kr.create_role(tenant.id, "reader")
         key, secret = await kr.create_key(
             tenant.id, "backend", meta={"plan": "pro"}, permissions=["chat.write"], roles=["reader"]
         )

@@ -31,7 +31,8 @@ async def test_verify_with_facts_and_limits(settings):
         result = await kr.verify(secret, ip="10.0.0.1", permissions="chat.write", cost=3, spend=40)
         assert Outcome.VALID == result.outcome
         assert result.limits is not None
-        assert result.limits.credits is not None and 7 == result.limits.credits.remaining
+        assert result.limits.credits is not None
+        assert 7 == result.limits.credits.remaining
         assert result.limits.lease_id is not None
         assert await kr.release_lease(result.limits.lease_id) is True
         with pytest.raises(PermissionQuerySyntax):

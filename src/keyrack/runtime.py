@@ -13,17 +13,22 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from keyrack.backends.memory import MemoryCache
+from keyrack.backends.memory import MemoryCache, MemoryLimitStore
 from keyrack.config import Settings, load_secrets
 from keyrack.domain.hashing import Peppers
 from keyrack.domain.models import KeyRecord
 from keyrack.domain.permissions import Principal
 from keyrack.services.accounts import AccountService
 from keyrack.services.clock import SystemClock, system_entropy
+from keyrack.services.credits import CreditsService
 from keyrack.services.graph import build_services
+from keyrack.services.identities import IdentityService
 from keyrack.services.invalidation import CacheInvalidator
 from keyrack.services.keys import KeyService
-from keyrack.services.ports import Clock, Entropy, UnitOfWork
+from keyrack.services.limits import ResilientLimits
+from keyrack.services.ports import Clock, Entropy, LimitStore, UnitOfWork
+from keyrack.services.ratelimits import LimitService
+from keyrack.services.rbac import RbacService
 from keyrack.services.tenants import TenantService
 from keyrack.services.verify import VerifyService
 from keyrack.services.writebehind import WriteBehind
@@ -52,6 +57,11 @@ class Runtime:
     flush_interval: float
     invalidator: CacheInvalidator
     poll_interval: float
+    limits: LimitStore
+    identities: IdentityService
+    credits: CreditsService
+    rbac: RbacService
+    limit_api: LimitService
     secrets_from_file: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
@@ -108,7 +118,24 @@ class Runtime:
         try:
             await self.writes.flush()
         finally:
-            await self.engine.dispose()
+            try:
+                await self.limits.close()
+            finally:
+                await self.engine.dispose()
+
+
+def limit_store(settings: Settings, clock: Clock) -> LimitStore:
+    """The configured limit store: Redis (with the failure policy) or this process's memory.
+
+    Raises:
+        MissingDependency: ``KEYRACK_REDIS_URL`` is set but the ``redis`` extra is missing.
+    """
+    local = MemoryLimitStore(clock.now)
+    if settings.redis_url is None:
+        return local
+    from keyrack.backends.redis import RedisLimitStore  # noqa: PLC0415  # optional extra 'redis'
+
+    return ResilientLimits(RedisLimitStore.from_url(settings.redis_url), local, clock=clock)
 
 
 async def open_runtime(
@@ -136,10 +163,12 @@ async def open_runtime(
 
     key_cache: MemoryCache[KeyRecord] = MemoryCache(settings.cache_size)
     principal_cache: MemoryCache[Principal] = MemoryCache(10_000)
+    clock = clock or SystemClock()
     services = build_services(
         uow=uow,
         peppers=peppers,
-        clock=clock or SystemClock(),
+        clock=clock,
+        limits=limit_store(settings, clock),
         entropy=entropy or system_entropy,
         key_cache=key_cache,
         principal_cache=principal_cache,
@@ -154,11 +183,16 @@ async def open_runtime(
         tenants=services.tenants,
         keys=services.keys,
         accounts=services.accounts,
+        identities=services.identities,
         verifier=services.verifier,
         writes=services.writes,
         key_cache=key_cache,
         flush_interval=settings.flush_interval_seconds,
         invalidator=services.invalidator,
         poll_interval=settings.invalidation_poll_seconds,
+        limits=services.limits,
+        credits=services.credits,
+        limit_api=services.limit_api,
+        rbac=services.rbac,
         secrets_from_file=secrets.from_file,
     )

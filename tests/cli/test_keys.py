@@ -29,6 +29,7 @@ def _verify(cli: Cli, secret: str, *args: str) -> tuple[int, VerifyResponse]:
 
 class TestCreate:
     def test_json_is_the_wire_envelope_with_the_secret(self, ready, tenant_id):
+        ready.ok("roles", "create", "--tenant", tenant_id, "admin")
         created = ready.key(
             tenant_id,
             "--description",

@@ -6,9 +6,20 @@ from typing import Any
 
 import pytest
 
-from keyrack.domain.models import ApiKey, KeySecret, KeyStatus, RootKey, ServiceAccount, Tenant
+from keyrack.domain.budget import Budget
+from keyrack.domain.credits import Credits
+from keyrack.domain.models import (
+    NO_LIMITS,
+    ApiKey,
+    KeySecret,
+    KeyStatus,
+    Limits,
+    RootKey,
+    ServiceAccount,
+    Tenant,
+)
 from keyrack.errors import BackendUnavailable, ConcurrentUpdate, Conflict, DuplicateSlug
-from keyrack.services.ports import KeyFilter, LastUsed
+from keyrack.services.ports import CounterSnapshot, KeyFilter, LastUsed
 from tests.fakes import CountingEntropy, FakeDatabase, FakeUnitOfWork
 
 pytestmark = pytest.mark.anyio
@@ -264,6 +275,40 @@ class TestKeys:
 
         assert AT + timedelta(seconds=5) == db.keys["key_1"].last_used_at
         assert db.keys["key_2"].last_used_at is None
+
+    async def test_write_credits_replaces_the_balance_snapshot_but_not_the_version(self, db):
+        db.keys["key_1"] = replace(db.keys["key_1"], limits=Limits(credits=Credits(10)))
+        async with FakeUnitOfWork(db) as uow:
+            await uow.keys("ten_1").write_credits("key_1", remaining=3, refilled_at_ms=9, version=4)
+            await uow.keys("ten_1").write_credits("key_2", remaining=0, refilled_at_ms=9, version=4)
+            await uow.commit()
+
+        assert (Credits(3, refilled_at_ms=9), 4, 1) == (
+            db.keys["key_1"].limits.credits,
+            db.keys["key_1"].limits.credits_version,
+            db.keys["key_1"].version,
+        )
+        assert NO_LIMITS == db.keys["key_2"].limits
+
+    async def test_counters_keep_a_balance_only_at_its_version_and_stay_in_their_tenant(self, db):
+        limits = Limits(credits=Credits(10), credits_version=2, budget=Budget(100))
+        db.keys["key_1"] = replace(db.keys["key_1"], limits=limits)
+        db.keys["key_2"] = replace(db.keys["key_2"], limits=limits)
+        async with FakeUnitOfWork(db) as uow:
+            await uow.usage.write_counters(
+                [
+                    CounterSnapshot("ten_1", "key_1", credits=(7, 5, 2), budget=(40, 6)),
+                    CounterSnapshot("ten_1", "key_2", credits=(7, 5, 2), budget=(40, 6)),
+                ]
+            )
+            await uow.usage.write_counters([CounterSnapshot("ten_1", "key_1", credits=(1, 5, 1))])
+            await uow.commit()
+
+        assert (Credits(7, refilled_at_ms=5), Budget(100, spent=40, period_start_ms=6)) == (
+            db.keys["key_1"].limits.credits,
+            db.keys["key_1"].limits.budget,
+        )
+        assert limits == db.keys["key_2"].limits
 
 
 class TestCountingEntropy:

@@ -14,7 +14,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from keyrack._version import __version__
 from keyrack.api import problems
 from keyrack.api.middleware import GuardMiddleware
-from keyrack.api.routers import accounts, health, keys, tenants, verify
+from keyrack.api.routers import (
+    accounts,
+    health,
+    identities,
+    keys,
+    limits,
+    rbac,
+    tenants,
+    verify,
+)
 from keyrack.config import Settings
 from keyrack.runtime import Runtime, open_runtime
 from keyrack.schemas.common import Problem
@@ -165,7 +174,15 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Keyrack
     problems.install(app)
     app.add_middleware(GuardMiddleware)
     app.fast_routes[verify.PATH] = ("POST", verify.verify)
-    for router in (health.router, tenants.router, keys.router, accounts.router):
+    for router in (
+        health.router,
+        tenants.router,
+        keys.router,
+        limits.router,
+        accounts.router,
+        identities.router,
+        rbac.router,
+    ):
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:

@@ -404,7 +404,7 @@ def apply(
         budget = current_budget(charge_b, stored_budget)
         spend = charge_b.spend
         if not dry_run:
-            if spend > charge_b.limit - budget.spent:
+            if spend and spend > charge_b.limit - budget.spent:
                 if outcome is _VALID:
                     outcome = Outcome.BUDGET_EXCEEDED
             elif spend:

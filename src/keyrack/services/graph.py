@@ -12,9 +12,13 @@ from keyrack.domain.hashing import Peppers
 from keyrack.domain.models import KeyRecord
 from keyrack.domain.permissions import Principal
 from keyrack.services.accounts import AccountService
+from keyrack.services.credits import CreditsService
+from keyrack.services.identities import IdentityService
 from keyrack.services.invalidation import CacheInvalidator
 from keyrack.services.keys import KeyService
-from keyrack.services.ports import Cache, Clock, Entropy, UnitOfWorkFactory
+from keyrack.services.ports import Cache, Clock, Entropy, LimitStore, UnitOfWorkFactory
+from keyrack.services.ratelimits import LimitService
+from keyrack.services.rbac import RbacService
 from keyrack.services.tenants import TenantService
 from keyrack.services.verify import VerifyService
 from keyrack.services.writebehind import WriteBehind
@@ -30,6 +34,11 @@ class Services:
     verifier: VerifyService
     writes: WriteBehind
     invalidator: CacheInvalidator
+    limits: LimitStore
+    credits: CreditsService
+    limit_api: LimitService
+    identities: IdentityService
+    rbac: RbacService
 
 
 def build_services(
@@ -40,6 +49,7 @@ def build_services(
     entropy: Entropy,
     key_cache: Cache[KeyRecord],
     principal_cache: Cache[Principal],
+    limits: LimitStore,
     positive_ttl: float = 30.0,
     negative_ttl: float = 2.0,
     stale_if_error: float = 300.0,
@@ -54,7 +64,14 @@ def build_services(
             key_cache=key_cache,
             principal_cache=principal_cache,
         ),
-        keys=KeyService(uow=uow, peppers=peppers, clock=clock, entropy=entropy, cache=key_cache),
+        keys=KeyService(
+            uow=uow,
+            peppers=peppers,
+            clock=clock,
+            entropy=entropy,
+            cache=key_cache,
+            limits=limits,
+        ),
         accounts=AccountService(
             uow=uow,
             peppers=peppers,
@@ -69,10 +86,19 @@ def build_services(
             peppers=peppers,
             clock=clock,
             writes=writes,
+            limits=limits,
+            entropy=entropy,
             positive_ttl=positive_ttl,
             negative_ttl=negative_ttl,
             stale_if_error=stale_if_error,
         ),
         writes=writes,
         invalidator=CacheInvalidator(uow=uow, caches=[key_cache, principal_cache], clock=clock),
+        limits=limits,
+        credits=CreditsService(uow=uow, clock=clock, limits=limits, cache=key_cache),
+        limit_api=LimitService(uow=uow, limits=limits),
+        identities=IdentityService(
+            uow=uow, clock=clock, entropy=entropy, cache=key_cache, limits=limits
+        ),
+        rbac=RbacService(uow=uow, clock=clock, entropy=entropy, cache=key_cache),
     )

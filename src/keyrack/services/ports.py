@@ -13,11 +13,11 @@ from keyrack.domain.limits import CreditCharge, CreditState, LimitAnswer, LimitR
 from keyrack.domain.models import (
     ApiKey,
     Identity,
-    PermissionDef,
-    Role,
     KeyRecord,
     KeySecret,
     KeyStatus,
+    PermissionDef,
+    Role,
     RootKey,
     ServiceAccount,
     Tenant,

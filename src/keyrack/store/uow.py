@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyrack.errors import BackendUnavailable, Conflict
 from keyrack.store.engine import DRIVER_ERRORS
+from keyrack.store.identities import SqlIdentityRepository
+from keyrack.store.rbac import SqlPermissionRepository, SqlRoleRepository
 from keyrack.store.repositories import (
     SqlInvalidationLog,
     SqlKeyRepository,
@@ -71,6 +73,18 @@ class SqlUnitOfWork:
     def service_accounts(self, tenant_id: str | None) -> SqlServiceAccountRepository:
         """Service accounts bound to a tenant or the platform."""
         return SqlServiceAccountRepository(self.session, tenant_id)
+
+    def identities(self, tenant_id: str) -> SqlIdentityRepository:
+        """Identities bound to ``tenant_id``."""
+        return SqlIdentityRepository(self.session, tenant_id)
+
+    def permissions(self, tenant_id: str) -> SqlPermissionRepository:
+        """Key permissions bound to ``tenant_id``."""
+        return SqlPermissionRepository(self.session, tenant_id)
+
+    def roles(self, tenant_id: str) -> SqlRoleRepository:
+        """Roles bound to ``tenant_id``."""
+        return SqlRoleRepository(self.session, tenant_id)
 
     async def commit(self) -> None:
         """Commit the transaction."""

@@ -74,7 +74,9 @@ class TestRateLimited:
         # The second key has its own "requests" limit but shares "daily" (2 of 3 used).
         body = (await api.verify(second)).json()
         assert "VALID" == body["code"]
-        assert {"requests": 99, "daily": 0} == {r["name"]: r["remaining"] for r in body["ratelimits"]}
+        assert {"requests": 99, "daily": 0} == {
+            r["name"]: r["remaining"] for r in body["ratelimits"]
+        }
         assert "customer_1" == body["identity"]["external_id"]
         assert "RATE_LIMITED" == (await api.verify(second)).json()["code"]
 
@@ -85,7 +87,9 @@ class TestConcurrency:
         _, secret = await api.key(tenant["id"], max_concurrency=2)
         first = (await api.verify(secret)).json()["lease_id"]
         second = (await api.verify(secret)).json()["lease_id"]
-        assert first and second and first != second
+        assert first is not None
+        assert second is not None
+        assert first != second
         body = (await api.verify(secret)).json()
         assert ("CONCURRENCY_LIMITED", None) == (body["code"], body["lease_id"])
         released = await api.client.post(f"/v1/leases/{first}/release", headers=api.auth())

@@ -8,7 +8,16 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from keyrack.domain import ids
-from keyrack.domain.models import ApiKey, KeySecret, KeyStatus, RootKey, ServiceAccount, Tenant
+from keyrack.domain.models import (
+    NO_LIMITS,
+    ApiKey,
+    Identity,
+    KeySecret,
+    KeyStatus,
+    RootKey,
+    ServiceAccount,
+    Tenant,
+)
 from keyrack.domain.permissions import Permission
 
 EPOCH = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
@@ -59,6 +68,17 @@ class Build:
             last_used_at=None,
         )
         return replace(key, **changes)  # type: ignore[arg-type]  # test-only field overrides
+
+    def identity(self, tenant_id: str, *, external_id: str = "cus_1") -> Identity:
+        return Identity(
+            id=self.id("idn"),
+            tenant_id=tenant_id,
+            external_id=external_id,
+            meta={},
+            limits=NO_LIMITS,
+            created_at=self.at,
+            updated_at=self.at,
+        )
 
     def secret(self, key: ApiKey, *, expires_at: datetime | None = None) -> KeySecret:
         secret_id = self.id("sec")

@@ -10,7 +10,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import StatementError
 
-from keyrack.domain.models import KeyStatus
+from keyrack.domain.budget import Budget, BudgetPeriod
+from keyrack.domain.credits import Credits, Refill, RefillInterval
+from keyrack.domain.models import KeyStatus, Limits
+from keyrack.domain.policy import KeyPolicy
+from keyrack.domain.ratelimit import RateLimit
 from keyrack.errors import Conflict, DuplicateSlug
 from keyrack.services.ports import KeyFilter, LastUsed
 from keyrack.store.tables import ApiKeyRow, KeySecretRow, RootKeyRow, ServiceAccountRow
@@ -203,18 +207,42 @@ class TestKeyRepository:
 
     async def test_added_key_reads_back_equal(self, new_uow: NewUow, build: Build) -> None:
         tenant_id = await self._tenant(new_uow, build)
+        identity = build.identity(tenant_id)
+        async with new_uow() as uow:
+            await uow.identities(tenant_id).add(identity)
+            await uow.commit()
         key = build.key(
             tenant_id,
             description="for the checkout service",
             expires_at=build.later(86_400),
             owner_id="user_42",
-            identity_id=build.id("idn"),
+            identity_id=identity.id,
             meta={"plan": "pro", "limits": {"rps": 10, "burst": [1, 2.5, None, True]}},
             permissions=("orders.read", "orders.write"),
             roles=("admin",),
             system=True,
             recoverable=True,
             version=3,
+            policy=KeyPolicy(
+                ip_allowlist=("10.0.0.0/8",),
+                allowed_origins=("https://app.example.com",),
+                allowed_endpoints=("POST /v1/chat/*",),
+                blocked_endpoints=("* /v1/admin/*",),
+                require_tls=True,
+                max_tokens_per_request=4096,
+            ),
+            limits=Limits(
+                rate_limits=(RateLimit("requests", 100, 60_000),),
+                credits=Credits(
+                    250, Refill(RefillInterval.DAILY, 1000), refilled_at_ms=1_800_000_000_000
+                ),
+                credits_version=2,
+                budget=Budget(
+                    5_000_000, BudgetPeriod.MONTH, spent=1_234, period_start_ms=1_798_761_600_000
+                ),
+                max_concurrency=4,
+                lease_ttl_seconds=30,
+            ),
         )
         async with new_uow() as uow:
             await uow.keys(tenant_id).add(key, build.secret(key))

@@ -75,6 +75,12 @@ class _GatedKeys:
         self.remove = inner.remove
         self.add_secret = inner.add_secret
         self.retire_secrets = inner.retire_secrets
+        self.ids_with_identity = inner.ids_with_identity
+        self.detach_identity = inner.detach_identity
+        self.ids_with_role = inner.ids_with_role
+        self.strip_role = inner.strip_role
+        self.strip_permission = inner.strip_permission
+        self.write_credits = inner.write_credits
 
     async def get(self, key_id: str, *, for_update: bool = False) -> ApiKey | None:
         try:
@@ -101,6 +107,9 @@ class _GatedUow:
         self.invalidations = self._inner.invalidations
         self.commit = self._inner.commit
         self.service_accounts = self._inner.service_accounts
+        self.identities = self._inner.identities
+        self.permissions = self._inner.permissions
+        self.roles = self._inner.roles
         return self
 
     async def __aexit__(
@@ -153,6 +162,7 @@ class TestRotationRace:
                 clock=clock,
                 entropy=system_entropy,
                 cache=runtime.key_cache,
+                limits=runtime.limits,
             )
             for _ in range(RACERS)
         ]

@@ -22,6 +22,7 @@ from keyrack.services.clock import to_datetime
 from keyrack.services.keys import MAX_GRACE_SECONDS, UNSET, KeyChanges, NewKey
 from keyrack.services.pagination import MAX_LIMIT
 from keyrack.services.ports import KeyFilter
+from keyrack.services.rbac import NewRole
 from tests.fakes import FakeServices, build_services, tenant_principal
 
 pytestmark = pytest.mark.anyio
@@ -79,6 +80,7 @@ class TestCreate:
         assert secret[len("kr_") + keyformat.START_DIGITS :] not in repr(fetched)
 
     async def test_keeps_every_field_asked_for(self, svc, tenant):
+        await svc.rbac.create_role(OPERATOR, tenant.id, NewRole(name="admin"))
         expires = to_datetime(svc.clock.now() + 3600)
         spec = NewKey(
             name="ci",
@@ -327,6 +329,7 @@ class TestList:
 
 class TestUpdate:
     async def _key(self, svc: FakeServices, tenant: Tenant) -> tuple[ApiKey, str]:
+        await svc.rbac.create_role(OPERATOR, tenant.id, NewRole(name="r"))
         spec = NewKey(
             name="ci",
             description="desc",
