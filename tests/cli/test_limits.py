@@ -1,6 +1,7 @@
 """Policy, limits, credits, the standalone rate limit and leases through the CLI."""
 
 import json
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ def tenant_id(ready: Cli) -> str:
     return tenant_id
 
 
-def _verify(cli: Cli, secret: str, *args: str) -> tuple[int, dict]:
+def _verify(cli: Cli, secret: str, *args: str) -> tuple[int, dict[str, Any]]:
     result = cli.run("keys", "verify", secret, "--json", *args)
     return result.exit_code, json.loads(result.stdout)
 
