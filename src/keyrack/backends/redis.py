@@ -42,6 +42,7 @@ with Lua's default ``%.14g``.
 from __future__ import annotations
 
 import hashlib
+from struct import pack
 from collections.abc import Callable
 from typing import Final, Self, cast
 
@@ -112,74 +113,76 @@ local function fmt(x)
   return string.format('%d', x)
 end
 
--- ARGV[1] holds every number, space-separated (one argument to encode instead of dozens);
--- ARGV[2] is the lease id, when there is one.
-local A = {}
-for word in string.gmatch(ARGV[1], '%S+') do
-  A[#A + 1] = tonumber(word) or word
-end
+-- ARGV[1] holds every number as a little-endian int64, unpacked in C: one argument to
+-- encode and decode instead of dozens. ARGV[2] is the lease id, when there is one.
+local A = {struct.unpack('<' .. string.rep('i8', #ARGV[1] / 8), ARGV[1])}
+A[#A] = nil  -- unpack's last result is the position after the data
 
 local function clock(arg)
-  if arg ~= 't' then
+  if arg >= 0 then
     return arg
   end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + idiv(tonumber(t[2]), 1000)
 end
 
+-- A rate state as stored: the bucket width and the buckets in hash order (not sorted: no
+-- step below needs an order, and the Python side sorts the new state it is sent).
 local function read_rate(key)
   local flat = redis.call('HGETALL', key)
   local width = 0
-  local entries = {}
+  local slots, counts = {}, {}
+  local n = 0
   for i = 1, #flat, 2 do
     if flat[i] == 'w' then
       width = tonumber(flat[i + 1])
     else
-      entries[#entries + 1] = {tonumber(flat[i]), tonumber(flat[i + 1])}
+      n = n + 1
+      slots[n] = tonumber(flat[i])
+      counts[n] = tonumber(flat[i + 1])
     end
-  end
-  table.sort(entries, function(x, y) return x[1] < y[1] end)
-  local slots, counts = {}, {}
-  for i = 1, #entries do
-    slots[i] = entries[i][1]
-    counts[i] = entries[i][2]
   end
   return {width = width, slots = slots, counts = counts}
 end
 
--- keyrack.domain.ratelimit.check, line for line.
+-- keyrack.domain.ratelimit.check over unordered buckets. Pruning keeps the domain's rule:
+-- the domain prunes below ``cut`` only when some bucket is below ``oldest``, but ``cut`` is
+-- never above ``oldest``, so "every bucket below cut" is the same set.
 local function check(st, r, now, cost)
   local width, window = r.width, r.window
   local slots, counts = st.slots, st.counts
   local n = #slots
   local rescaled = false
-  local newest, effective, first, used
+  local newest, effective, used
   if n > 0 then
     if st.width ~= width then
       -- each old bucket lands in the new bucket that holds its last millisecond
-      local ns, nc = {}, {}
+      local index, ns, nc = {}, {}, {}
       for i = 1, n do
         local s = idiv((slots[i] + 1) * st.width - 1, width)
-        local m = #ns
-        if m > 0 and ns[m] == s then
-          nc[m] = nc[m] + counts[i]
+        local j = index[s]
+        if j then
+          nc[j] = nc[j] + counts[i]
         else
-          ns[m + 1] = s
-          nc[m + 1] = counts[i]
+          j = #ns + 1
+          ns[j], nc[j], index[s] = s, counts[i], j
         end
       end
       slots, counts, n, rescaled = ns, nc, #ns, true
     end
-    newest = slots[n]
+    newest = slots[1]
+    for i = 2, n do
+      if slots[i] > newest then newest = slots[i] end
+    end
     local floor = newest * width
     if now >= floor then effective = now else effective = floor end
     local oldest = idiv(effective - window + 1, width)
-    first = 1
-    while first <= n and slots[first] < oldest do first = first + 1 end
     used = 0
-    for i = first, n do used = used + counts[i] end
+    for i = 1, n do
+      if slots[i] >= oldest then used = used + counts[i] end
+    end
   else
-    newest, effective, first, used = now, now, 1, 0
+    newest, effective, used = now, now, 0
   end
   local remaining = r.limit - used
   if remaining < 0 then remaining = 0 end
@@ -190,22 +193,23 @@ local function check(st, r, now, cost)
   end
   local slot = idiv(effective, width)
   local cut = idiv(slot * width - window + 1, width)
-  local keep = 1
-  if first > 1 and slots[1] < cut then
-    while keep <= n and slots[keep] < cut do keep = keep + 1 end
-  end
   local pruned, ns, nc = {}, {}, {}
-  for i = 1, keep - 1 do pruned[i] = fmt(slots[i]) end
-  for i = keep, n do
-    ns[#ns + 1] = slots[i]
-    nc[#nc + 1] = counts[i]
+  local at = nil
+  for i = 1, n do
+    local s = slots[i]
+    if s < cut then
+      pruned[#pruned + 1] = fmt(s)
+    else
+      ns[#ns + 1] = s
+      nc[#nc + 1] = counts[i]
+      if s == slot then at = #ns end
+    end
   end
-  local m = #ns
-  if m > 0 and ns[m] == slot then
-    nc[m] = nc[m] + cost
+  if at then
+    nc[at] = nc[at] + cost
   else
-    ns[m + 1] = slot
-    nc[m + 1] = cost
+    at = #ns + 1
+    ns[at], nc[at] = slot, cost
   end
   return {
     allowed = true,
@@ -213,8 +217,11 @@ local function check(st, r, now, cost)
     reset_at = (slot + 1) * width + window - 1,
     slots = ns,
     counts = nc,
+    at = at,  -- the bucket this request was counted in
     rescaled = rescaled,
     pruned = pruned,
+    -- a new newest bucket moves the expiry; within the same bucket it stays where it is
+    moved = n == 0 or rescaled or slot ~= newest,
   }
 end
 
@@ -246,7 +253,7 @@ end
 
 local op = A[1]
 
-if op == 'a' then
+if op == 1 then  -- apply
   local now = clock(A[2])
   local dry = A[3] == 1
   local nrates = A[4]
@@ -384,7 +391,8 @@ if op == 'a' then
     local r, d = rates[i], decisions[i]
     if r.cost ~= 0 then
       local m = #d.slots
-      if d.rescaled or seen[r.key] then
+      local rewrite = d.rescaled or seen[r.key]
+      if rewrite then
         -- renumbered buckets (or a slot charged twice: the last charge wins, as in memory)
         local fields = {'w', fmt(r.width)}
         for j = 1, m do
@@ -395,12 +403,15 @@ if op == 'a' then
         redis.call('HSET', r.key, unpack(fields))
       else
         if #d.pruned > 0 then redis.call('HDEL', r.key, unpack(d.pruned)) end
-        redis.call('HSET', r.key, 'w', fmt(r.width), fmt(d.slots[m]), fmt(d.counts[m]))
+        redis.call('HSET', r.key, 'w', fmt(r.width), fmt(d.slots[d.at]), fmt(d.counts[d.at]))
       end
       seen[r.key] = true
-      local ttl = d.reset_at - now
-      if ttl < 1 then ttl = 1 end
-      redis.call('PEXPIRE', r.key, fmt(ttl))
+      if rewrite or d.moved then
+        -- kept until the newest bucket leaves the window: at most window + bucket
+        local ttl = d.reset_at - now
+        if ttl < 1 then ttl = 1 end
+        redis.call('PEXPIRE', r.key, fmt(ttl))
+      end
       reply[#reply + 1] = r.width
       reply[#reply + 1] = m
       for j = 1, m do reply[#reply + 1] = d.slots[j] end
@@ -410,7 +421,7 @@ if op == 'a' then
   return reply
 end
 
-if op == 'r' then
+if op == 2 then  -- release
   local now = clock(A[2])
   local expires = redis.call('ZSCORE', KEYS[1], ARGV[2])
   if not expires then return 0 end
@@ -419,12 +430,12 @@ if op == 'r' then
   return 0
 end
 
-if op == 's' then
+if op == 3 then  -- set credits
   write_credits(KEYS[1], A[2], A[3], A[4])
   return 1
 end
 
-if op == 'j' then
+if op == 4 then  -- adjust credits
   local rem, at, ver = current_credits(KEYS[1], 2)
   rem = rem + A[7]
   if rem < 0 or rem > MAX then return {0} end
@@ -434,6 +445,10 @@ end
 
 return redis.error_reply('keyrack: unknown operation')
 """
+
+_APPLY, _RELEASE, _SET, _ADJUST = 1, 2, 3, 4
+_REDIS_TIME: Final = -1
+"""``now_ms`` that makes the script read Redis' clock."""
 
 _SHA: Final = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 
@@ -514,18 +529,18 @@ class RedisLimitStore:
         )
         return cls(client, now_ms=now_ms)
 
-    def _now_arg(self) -> int | str:
+    def _now_arg(self) -> int:
         now_ms = self._now_ms
-        return "t" if now_ms is None else now_ms()
+        return _REDIS_TIME if now_ms is None else now_ms()
 
-    async def _run(self, keys: list[str], numbers: list[int | str], *extra: str) -> object:
+    async def _run(self, keys: list[str], numbers: list[int], *extra: str) -> object:
         """EVALSHA the script with ``numbers`` packed in one argument; EVAL it if Redis lost it.
 
         Raises:
             BackendUnavailable: Redis cannot be reached or cannot serve now.
         """
         client = self._client
-        packed = " ".join(map(str, numbers))
+        packed = pack(f"<{len(numbers)}q", *numbers)
         self.round_trips += 1
         try:
             try:
@@ -560,8 +575,8 @@ class RedisLimitStore:
             return LimitAnswer(Outcome.VALID)
         prefix = f"keyrack:{{{request.tenant_id}}}:"
         keys: list[str] = []
-        args: list[int | str] = [
-            "a",
+        args: list[int] = [
+            _APPLY,
             self._now_arg(),
             int(dry_run),
             len(rates),
@@ -611,7 +626,9 @@ class RedisLimitStore:
         Raises:
             BackendUnavailable: Redis cannot be reached.
         """
-        reply = await self._run([key_name(tenant_id, "ls", slot)], ["r", self._now_arg()], lease_id)
+        reply = await self._run(
+            [key_name(tenant_id, "ls", slot)], [_RELEASE, self._now_arg()], lease_id
+        )
         return reply == 1
 
     async def set_credits(self, tenant_id: str, slot: str, state: CreditState) -> None:
@@ -622,7 +639,7 @@ class RedisLimitStore:
         """
         await self._run(
             [key_name(tenant_id, "cr", slot)],
-            ["s", state.remaining, state.refilled_at_ms, state.version, CREDIT_IDLE_TTL_MS],
+            [_SET, state.remaining, state.refilled_at_ms, state.version, CREDIT_IDLE_TTL_MS],
         )
 
     async def adjust_credits(
@@ -644,7 +661,7 @@ class RedisLimitStore:
             await self._run(
                 [key_name(tenant_id, "cr", charge.slot)],
                 [
-                    "j",
+                    _ADJUST,
                     charge.seed_remaining,
                     charge.seed_refilled_at_ms,
                     charge.seed_version,
@@ -693,8 +710,13 @@ def _decode(request: LimitRequest, reply: list[int], *, dry_run: bool) -> LimitA
             start = i + 2
             middle = start + count
             end = middle + count
+            # The script keeps buckets in hash order; a State lists them by bucket number.
+            buckets = sorted(zip(reply[start:middle], reply[middle:end], strict=True))
             new_rates.append(
-                (charge.slot, State(width, tuple(reply[start:middle]), tuple(reply[middle:end])))
+                (
+                    charge.slot,
+                    State(width, tuple(b[0] for b in buckets), tuple(b[1] for b in buckets)),
+                )
             )
             i = end
     lease = request.lease
