@@ -42,8 +42,8 @@ with Lua's default ``%.14g``.
 from __future__ import annotations
 
 import hashlib
-from struct import pack
 from collections.abc import Callable
+from struct import pack
 from typing import Final, Self, cast
 
 from keyrack.domain.credits import MAX_AMOUNT
