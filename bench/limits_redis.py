@@ -8,7 +8,9 @@ Store level (no HTTP): a verify-like ``apply`` charges 3 rate limits, credits an
 2. **Throughput.** 32 asyncio tasks apply as fast as they can for a few seconds, against
    ``RedisLimitStore`` (Redis' clock, hiredis parser, one pooled connection per task) and, in
    the same run, against ``MemoryLimitStore``; rounds alternate and the figures are medians.
-   Reported: applies/s of each, the memory/Redis ratio, and Redis p50/p99 latency under load.
+   Reported: applies/s of each, the memory/Redis ratio, Redis p50/p99 latency under load, and
+   this process's CPU time per apply (for Redis: the client's share only; Redis' own time per
+   call is in ``INFO commandstats``, ``cmdstat_evalsha``).
    Limits are huge, so every apply is admitted and writes.
 
 Needs a Redis: ``--redis-url`` or ``KEYRACK_TEST_REDIS_URL`` (or ``KEYRACK_REDIS_URL``). The keys
@@ -79,8 +81,9 @@ async def round_trips(store: RedisLimitStore, tenant: str, n: int) -> dict[int, 
 
 async def throughput(
     store: LimitStore, request: LimitRequest, *, seconds: float, concurrency: int
-) -> tuple[float, list[float]]:
-    """``(applies per second, latencies in µs)`` of ``concurrency`` tasks applying ``request``."""
+) -> tuple[float, float, list[float]]:
+    """``(applies/s, this process's CPU µs per apply, latencies in µs)`` of ``concurrency``
+    tasks applying ``request``."""
     latencies: list[float] = []
     count = 0
     deadline = time.perf_counter() + seconds
@@ -98,9 +101,11 @@ async def throughput(
 
     with gc_paused():
         start = clock()
+        cpu = time.process_time()
         await asyncio.gather(*(task() for _ in range(concurrency)))
+        cpu = time.process_time() - cpu
         elapsed = clock() - start
-    return count / elapsed, latencies
+    return count / elapsed, cpu / count * 1e6, latencies
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -126,18 +131,22 @@ async def run(args: argparse.Namespace) -> Results:
         request = verify_like(tenant, 3)
         redis_rates: list[float] = []
         memory_rates: list[float] = []
+        redis_cpu: list[float] = []
+        memory_cpu: list[float] = []
         redis_latencies: list[float] = []
-        await throughput(redis_store, request, seconds=0.5, concurrency=args.concurrency)  # warm
+        await throughput(redis_store, request, seconds=0.5, concurrency=args.concurrency)  # warm-up
         for r in range(args.rounds):
-            rate, latencies = await throughput(
+            rate, cpu_us, latencies = await throughput(
                 redis_store, request, seconds=args.seconds, concurrency=args.concurrency
             )
             redis_rates.append(rate)
+            redis_cpu.append(cpu_us)
             redis_latencies.extend(latencies)
-            memory_rate, _ = await throughput(
+            memory_rate, memory_cpu_us, _ = await throughput(
                 memory_store, request, seconds=args.seconds, concurrency=args.concurrency
             )
             memory_rates.append(memory_rate)
+            memory_cpu.append(memory_cpu_us)
             print(
                 f"round {r + 1}: redis {rate:,.0f} applies/s, memory {memory_rate:,.0f} applies/s"
             )
@@ -154,6 +163,12 @@ async def run(args: argparse.Namespace) -> Results:
         results.add("memory_applies_per_s", f"{memory_rate:,.0f}/s", "report", True)
         results.add("memory_over_redis", f"{memory_rate / redis_rate:.1f}x", "report", True)
         results.add("redis_p99_us", f"{p99:.0f} µs (p50 {p50:.0f} µs)", "report", True)
+        results.add(
+            "client_cpu_per_apply",
+            f"redis {median(redis_cpu):.0f} µs, memory {median(memory_cpu):.1f} µs",
+            "report",
+            True,
+        )
     finally:
         found = [k async for k in redis_store._client.scan_iter(match=f"keyrack:{{{tenant}}}:*")]
         if found:

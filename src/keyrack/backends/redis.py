@@ -21,22 +21,25 @@ the script yet (after a restart or ``SCRIPT FLUSH``) does a call take a second r
 Credits and budgets expire after 40 idle days: each charge carries the database snapshot, so
 a counter that expired is seeded again (``keyrack.domain.limits``).
 
-**Arguments.** ``ARGV[1]`` names the operation (``a`` apply, ``r`` release, ``s`` set credits,
-``j`` adjust credits) and every number travels as a decimal integer string. For ``apply``:
-``KEYS`` = the rate keys in request order, then the ``cr``, ``bg`` and ``ls`` keys that the
-request charges; ``ARGV`` = ``a, now_ms|"", dry_run, n_rates, has_credits, has_budget,
-has_lease``, then per rate ``limit, window_ms, bucket_ms, cost``, then the credit charge
-``seed_remaining, seed_refilled_at_ms, seed_version, refill_amount, boundary_ms, cost``, the
-budget charge ``limit, period_start_ms, seed_spent, seed_period_start_ms, spend``, and the
-lease ``max_concurrency, ttl_ms, lease_id``. An empty ``now_ms`` makes the script read Redis'
-own clock (``TIME``), so every replica shares one clock; tests pass an explicit one.
+**Arguments.** Every number of a call travels in ``ARGV[1]`` as little-endian int64s
+(``struct.pack("<…q")``, unpacked by Redis' ``struct`` library in C): encoding and parsing
+dozens of separate decimal arguments cost more than the rest of the call. ``ARGV[2]`` is the
+lease id, when there is one. The numbers start with the operation (1 apply, 2 release, 3 set
+credits, 4 adjust credits) and ``now_ms`` where needed; ``-1`` makes the script read Redis'
+own clock (``TIME``), which every replica shares (tests pass an explicit one). For
+``apply``: ``KEYS`` = the rate keys in request order, then the ``cr``, ``bg`` and ``ls`` keys
+that the request charges; the numbers = ``1, now_ms, dry_run, n_rates, has_credits,
+has_budget, has_lease``, then per rate ``limit, window_ms, bucket_ms, cost``, the credit
+charge ``seed_remaining, seed_refilled_at_ms, seed_version, refill_amount, boundary_ms,
+cost``, the budget charge ``limit, period_start_ms, seed_spent, seed_period_start_ms,
+spend``, the lease ``max_concurrency, ttl_ms``, and last the idle TTL of credits and budgets.
 
 The reply is a flat array of integers: the outcome code, ``remaining, reset_at_ms`` per rate,
 then the balance ``remaining, refilled_at_ms, version, written`` and the budget
 ``spent, period_start_ms, written`` when charged, then, when admitted, each charged rate's new
-state ``bucket_ms, n, slot…, count…``. Everything is an integer below 2**53, which a Lua double
-holds exactly; the script divides with an exact floor division and formats with ``%d``, never
-with Lua's default ``%.14g``.
+state ``bucket_ms, n, slot…, count…`` (buckets in hash order; sorted here). Everything is an
+integer below 2**53, which a Lua double holds exactly; the script divides with an exact floor
+division and formats with ``%d``, never with Lua's default ``%.14g``.
 """
 
 from __future__ import annotations

@@ -179,3 +179,18 @@ class TestConfiguration:
 
         assert Outcome.VALID == answer.outcome
         assert 0 == store.round_trips
+
+
+class TestNotAnOutage:
+    async def test_a_foreign_value_under_our_key_is_an_error_not_unavailability(
+        self, store, redis_client, tenant: str
+    ):
+        """Only connectivity becomes BackendUnavailable; a corrupt key must not look like one."""
+        import redis.exceptions
+
+        await redis_client.set(f"keyrack:{{{tenant}}}:rl:k:key_1:requests", "not a hash")
+
+        with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+            await store.apply(
+                LimitRequest(tenant, rates=(RateCharge("k:key_1:requests", MINUTE, 1),))
+            )
