@@ -39,7 +39,7 @@ from keyrack.domain.verification import VerifyFacts
 from keyrack.errors import InvalidInput
 from keyrack.schemas.common import Page
 from keyrack.schemas.keys import KeyCreated, KeyRead
-from keyrack.schemas.limits import CreditsRead, RefillSpec
+from keyrack.schemas.limits import CreditsRead
 from keyrack.schemas.render import verify_body
 from keyrack.services.authz import OPERATOR
 from keyrack.services.credits import CreditsOp
@@ -437,11 +437,7 @@ def show_credits(
         )
     else:
         balance = run(settings, lambda rt: rt.credits.get(OPERATOR, tenant_id, owner_id))
-    refill = balance.refill
-    wire = CreditsRead(
-        remaining=balance.remaining,
-        refill=RefillSpec(interval=refill.interval, amount=refill.amount, day=refill.day),
-    )
+    wire = CreditsRead.of(balance.remaining, balance.refill)
     if as_json:
         emit_json(wire.model_dump(mode="json"))
     else:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from keyrack.domain.models import Identity
 from keyrack.schemas.common import Meta, RequestModel, ShortText
-from keyrack.schemas.limits import CreditsRead, CreditsSpec, RateLimits, RateLimitSpec, RefillSpec
+from keyrack.schemas.limits import CreditsRead, CreditsSpec, RateLimits, RateLimitSpec
 
 
 class IdentityCreate(RequestModel):
@@ -55,16 +55,7 @@ class IdentityRead(BaseModel):
             external_id=identity.external_id,
             meta=identity.meta,
             rate_limits=[RateLimitSpec.of(limit) for limit in identity.limits.rate_limits],
-            credits=None
-            if credits is None
-            else CreditsRead(
-                remaining=credits.remaining,
-                refill=RefillSpec(
-                    interval=credits.refill.interval,
-                    amount=credits.refill.amount,
-                    day=credits.refill.day,
-                ),
-            ),
+            credits=None if credits is None else CreditsRead.of(credits.remaining, credits.refill),
             created_at=identity.created_at,
             updated_at=identity.updated_at,
         )

@@ -23,7 +23,6 @@ MAX_UNITS: Final = 2**53 - 1
 MAX_RATE_LIMITS: Final = 32
 
 Units = Annotated[StrictInt, Field(ge=0, le=MAX_UNITS)]
-Positive = Annotated[StrictInt, Field(ge=1, le=MAX_UNITS)]
 
 
 class RateLimitSpec(RequestModel):
@@ -53,6 +52,11 @@ class RefillSpec(RequestModel):
     amount: Units = 0
     day: Annotated[StrictInt, Field(ge=1, le=31)] | None = None
 
+    @classmethod
+    def of(cls, refill: Refill) -> RefillSpec:
+        """Render a domain refill policy."""
+        return cls(interval=refill.interval, amount=refill.amount, day=refill.day)
+
 
 class CreditsSpec(RequestModel):
     """A balance spent by each request's ``cost``; ``remaining: null`` is unlimited."""
@@ -68,11 +72,7 @@ class CreditsSpec(RequestModel):
     @classmethod
     def of(cls, credits: Credits) -> CreditsSpec:
         """Render domain credits (the balance as last written to the database)."""
-        refill = credits.refill
-        return cls(
-            remaining=credits.remaining,
-            refill=RefillSpec(interval=refill.interval, amount=refill.amount, day=refill.day),
-        )
+        return cls(remaining=credits.remaining, refill=RefillSpec.of(credits.refill))
 
 
 class BudgetSpec(RequestModel):
@@ -115,6 +115,11 @@ class CreditsRead(BaseModel):
 
     remaining: int | None
     refill: RefillSpec
+
+    @classmethod
+    def of(cls, remaining: int | None, refill: Refill) -> CreditsRead:
+        """Render a live balance and its refill policy."""
+        return cls(remaining=remaining, refill=RefillSpec.of(refill))
 
 
 class RateLimitCheck(RequestModel):

@@ -9,13 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictStr
 
 from keyrack.domain.verification import Outcome, VerifyFacts
 from keyrack.schemas.common import RequestModel, ShortText
+from keyrack.schemas.limits import Units
 
-MAX_UNITS = 2**53 - 1
-Units = Annotated[StrictInt, Field(ge=0, le=MAX_UNITS)]
 Fact = Annotated[StrictStr, Field(max_length=2048)]
 
 

@@ -43,13 +43,12 @@ from keyrack.store.limits_json import (
     limits_from_row,
     limits_to_json,
 )
-from keyrack.store.rbac import may_hold
+from keyrack.store.rbac import SqlRoleRepository, may_hold
 from keyrack.store.tables import (
     ApiKeyRow,
     CacheInvalidationRow,
     IdentityRow,
     KeySecretRow,
-    RoleRow,
     RootKeyRow,
     ServiceAccountRow,
     TenantRow,
@@ -577,12 +576,8 @@ async def granted_permissions(
     """
     if not roles:
         return frozenset(permissions)
-    rows = await session.execute(
-        select(RoleRow.name, RoleRow.permissions).where(
-            RoleRow.tenant_id == tenant_id, RoleRow.name.in_(roles)
-        )
-    )
-    return effective_permissions(permissions, dict(rows.tuples().all()), roles)
+    found = await SqlRoleRepository(session, tenant_id).by_names(roles)
+    return effective_permissions(permissions, {r.name: r.permissions for r in found}, roles)
 
 
 def _account(row: ServiceAccountRow) -> ServiceAccount:

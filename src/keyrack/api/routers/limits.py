@@ -14,7 +14,6 @@ from keyrack.schemas.limits import (
     LeaseReleased,
     RateLimitCheck,
     RateLimitChecked,
-    RefillSpec,
 )
 from keyrack.services.credits import Balance
 
@@ -25,11 +24,7 @@ LeaseIdPath = Annotated[str, Path(max_length=128, description="A lease id from v
 
 
 def _balance(balance: Balance) -> CreditsRead:
-    refill = balance.refill
-    return CreditsRead(
-        remaining=balance.remaining,
-        refill=RefillSpec(interval=refill.interval, amount=refill.amount, day=refill.day),
-    )
+    return CreditsRead.of(balance.remaining, balance.refill)
 
 
 @router.post("/v1/ratelimit")
