@@ -198,7 +198,9 @@ class VerifyService:
             if outcome is Outcome.VALID:
                 self._writes.touch(record.tenant_id, record.key_id, now)
             return VerifyResult(outcome, record, reason)
-        answer = await self._charge(record, plan, facts, dry_run=outcome is not Outcome.VALID)
+        answer = await self._charge(
+            record, plan, facts, now=now, dry_run=outcome is not Outcome.VALID
+        )
         if outcome is Outcome.VALID:
             outcome = answer.outcome
             if outcome is Outcome.VALID:
@@ -226,10 +228,10 @@ class VerifyService:
         return Outcome.VALID, None
 
     async def _charge(
-        self, record: KeyRecord, plan: LimitPlan, facts: VerifyFacts, *, dry_run: bool
+        self, record: KeyRecord, plan: LimitPlan, facts: VerifyFacts, *, now: float, dry_run: bool
     ) -> LimitAnswer:
         """One call to the limit store for every limit of the key (a dry run when denied)."""
-        now_ms = int(self._clock.now() * 1000)
+        now_ms = int(now * 1000)
         cost = facts.cost
         if cost == 1 and not facts.ratelimits:
             rates = plan.unit_rates
