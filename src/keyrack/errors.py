@@ -8,15 +8,23 @@ The tree::
     KeyrackError                      code: ClassVar[str], message: str (safe to show)
       NotFound                        404
         TenantNotFound, KeyNotFound, ServiceAccountNotFound, RootKeyNotFound,
-        IdentityNotFound, PermissionNotFound, RoleNotFound, LeaseNotFound
+        IdentityNotFound, PermissionNotFound, RoleNotFound, LeaseNotFound,
+        UserNotFound, MemberNotFound, InvitationNotFound, UserTokenNotFound
       Conflict                        409
         KeyAlreadyRevoked, DuplicateSlug, ConcurrentUpdate, DuplicateExternalId,
-        DuplicatePermission, DuplicateRole, InsufficientCredits
+        DuplicatePermission, DuplicateRole, InsufficientCredits, DuplicateEmail,
+        AlreadyMember, LastAdmin, InvitationClosed, SystemKeyManaged
+      Gone                            410
+        InvitationExpired
       AuthenticationFailed            401
         ApiKeyRejected                (the library's route guard: outcome in details)
       PermissionDenied                403
+        NotAMember                    (system keys for a user outside the tenant)
+      TooManyAttempts                 429 (failed logins; ``retry_after`` in details)
       InvalidInput                    422 (400 for PermissionQuerySyntax)
       BackendUnavailable              503 (database or Redis down; wraps the cause)
+      SecretUnreadable                500 (a sealed secret failed authentication: tampered
+                                      row, or its master key version is not configured)
       ConfigurationError              not an HTTP error: raised at start-up
         MissingDependency             (also ImportError)
 
@@ -28,32 +36,46 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "AlreadyMember",
     "ApiKeyRejected",
     "AuthenticationFailed",
     "BackendUnavailable",
     "ConcurrentUpdate",
     "ConfigurationError",
     "Conflict",
+    "DuplicateEmail",
     "DuplicateExternalId",
     "DuplicatePermission",
     "DuplicateRole",
     "DuplicateSlug",
+    "Gone",
     "IdentityNotFound",
     "InsufficientCredits",
     "InvalidInput",
+    "InvitationClosed",
+    "InvitationExpired",
+    "InvitationNotFound",
     "KeyAlreadyRevoked",
     "KeyNotFound",
     "KeyrackError",
+    "LastAdmin",
     "LeaseNotFound",
+    "MemberNotFound",
     "MissingDependency",
+    "NotAMember",
     "NotFound",
     "PermissionDenied",
     "PermissionNotFound",
     "PermissionQuerySyntax",
     "RoleNotFound",
     "RootKeyNotFound",
+    "SecretUnreadable",
     "ServiceAccountNotFound",
+    "SystemKeyManaged",
     "TenantNotFound",
+    "TooManyAttempts",
+    "UserNotFound",
+    "UserTokenNotFound",
 ]
 
 
@@ -253,3 +275,104 @@ class MissingDependency(ConfigurationError, ImportError):
         super().__init__(
             f"{package} is not installed; install it with: pip install 'keyrack[{extra}]'"
         )
+
+
+class UserNotFound(NotFound):
+    """No such user (or not visible to the caller)."""
+
+    code = "user.not_found"
+    default_message = "user not found"
+
+
+class MemberNotFound(NotFound):
+    """The user is not a member of this tenant."""
+
+    code = "member.not_found"
+    default_message = "member not found"
+
+
+class InvitationNotFound(NotFound):
+    """No such invitation, or no invitation has this token."""
+
+    code = "invitation.not_found"
+    default_message = "invitation not found"
+
+
+class UserTokenNotFound(NotFound):
+    """No such personal access token of this user."""
+
+    code = "token.not_found"
+    default_message = "token not found"
+
+
+class DuplicateEmail(Conflict):
+    """Another user already has this email address."""
+
+    code = "user.duplicate_email"
+    default_message = "a user with this email already exists"
+
+
+class AlreadyMember(Conflict):
+    """The user is already a member of this tenant."""
+
+    code = "member.exists"
+    default_message = "the user is already a member of this tenant"
+
+
+class LastAdmin(Conflict):
+    """The change would leave the tenant without an admin."""
+
+    code = "member.last_admin"
+    default_message = "a tenant keeps at least one admin: promote another member first"
+
+
+class InvitationClosed(Conflict):
+    """The invitation was already accepted or revoked; its token works once."""
+
+    code = "invitation.closed"
+    default_message = "this invitation was already used or revoked"
+
+
+class SystemKeyManaged(Conflict):
+    """System keys are rotated and deleted only on their system-keys path."""
+
+    code = "key.system"
+    default_message = (
+        "this is a system key: rotate or delete it at "
+        "/v1/tenants/{tenant_id}/users/{user_id}/system-keys/{name}"
+    )
+
+
+class Gone(KeyrackError):
+    """The object existed but has expired."""
+
+    code = "gone"
+    default_message = "gone"
+
+
+class InvitationExpired(Gone):
+    """The invitation's token has expired; ask for a new invitation."""
+
+    code = "invitation.expired"
+    default_message = "this invitation has expired: ask a tenant admin for a new one"
+
+
+class NotAMember(PermissionDenied):
+    """The user is not a member of the tenant the request names."""
+
+    code = "member.required"
+    default_message = "the user is not a member of this tenant"
+
+
+class TooManyAttempts(KeyrackError):
+    """Too many failed attempts; ``details['retry_after']`` says when to try again (seconds)."""
+
+    code = "auth.too_many_attempts"
+    default_message = "too many failed attempts: try again later"
+
+
+class SecretUnreadable(KeyrackError):
+    """A sealed secret did not decrypt: the row was altered or its master key is missing."""
+
+    code = "secret.unreadable"
+    default_message = "a stored secret could not be decrypted"

@@ -26,6 +26,9 @@ STATUS: Final[dict[type[errors.KeyrackError], int]] = {
     errors.PermissionDenied: 403,
     errors.InvalidInput: 422,
     errors.PermissionQuerySyntax: 400,
+    errors.Gone: 410,
+    errors.TooManyAttempts: 429,
+    errors.SecretUnreadable: 500,
     errors.BackendUnavailable: 503,
     errors.ConfigurationError: 500,
 }
@@ -37,9 +40,11 @@ _TITLES: Final = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -90,6 +95,9 @@ def from_error(error: errors.KeyrackError, request_id: str | None) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:
         headers = {"Retry-After": "1"}
+    retry_after = error.details.get("retry_after")
+    if status == 429 and isinstance(retry_after, int):
+        headers = {"Retry-After": str(retry_after)}
     extra = {k: v for k, v in error.details.items() if isinstance(v, str | int | bool | list)}
     return problem(
         status,

@@ -19,6 +19,8 @@ RANDOM_DIGITS: Final = 33  # 62**33 > 2**192
 CHECKSUM_DIGITS: Final = 6  # 62**6 > 2**32
 START_DIGITS: Final = 4
 ROOT_PREFIX: Final = "krroot"
+RESERVED_PREFIXES: Final = frozenset({ROOT_PREFIX, "krses", "krimp", "krpat", "krinv"})
+"""Prefixes of keyrack's own credentials (root keys, user sessions and tokens, invitations)."""
 DEFAULT_PREFIX: Final = "kr"
 _BODY_DIGITS: Final = RANDOM_DIGITS + CHECKSUM_DIGITS
 MAX_KEY_LENGTH: Final = 33 + 1 + _BODY_DIGITS
@@ -48,7 +50,7 @@ def is_valid_prefix(prefix: str) -> bool:
     """Tell whether ``prefix`` may be used as a tenant's key prefix."""
     if _PREFIX_RE.fullmatch(prefix) is None:
         return False
-    return prefix.split("_", 1)[0] != ROOT_PREFIX
+    return prefix.split("_", 1)[0] not in RESERVED_PREFIXES
 
 
 # Every two-digit base62 string, so a 6-digit checksum is three lookups (62**2 == 3844).

@@ -9,6 +9,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
 
+from keyrack.domain.audit import AuditEvent
 from keyrack.domain.limits import CreditCharge, CreditState, LimitAnswer, LimitRequest
 from keyrack.domain.models import (
     ApiKey,
@@ -22,6 +23,7 @@ from keyrack.domain.models import (
     ServiceAccount,
     Tenant,
 )
+from keyrack.domain.people import Invitation, Member, Membership, TenantRole, User, UserToken
 
 
 class Clock(Protocol):
@@ -55,8 +57,10 @@ class TenantRepository(Protocol):
         """Delete a tenant and everything it owns; whether it existed."""
         ...
 
-    async def list(self, *, limit: int, after: str | None, only: str | None) -> list[Tenant]:
-        """Tenants ordered by id, after the cursor id; ``only`` restricts to one tenant."""
+    async def list(
+        self, *, limit: int, after: str | None, among: Sequence[str] | None
+    ) -> list[Tenant]:
+        """Tenants ordered by id, after the cursor id; ``among`` restricts to those ids."""
         ...
 
 
@@ -82,8 +86,19 @@ class KeyRepository(Protocol):
         """
         ...
 
-    async def add(self, key: ApiKey, secret: KeySecret) -> None:
-        """Insert a key with its first secret."""
+    async def add(self, key: ApiKey, secret: KeySecret, *, sealed: bytes | None = None) -> None:
+        """Insert a key with its first secret (and, for recoverable keys, the sealed plaintext).
+
+        A second system key with the same owner and name raises ``Conflict``.
+        """
+        ...
+
+    async def system_key(self, owner_id: str, name: str) -> ApiKey | None:
+        """The system key ``name`` of user ``owner_id`` in this tenant, or ``None``."""
+        ...
+
+    async def sealed_secret(self, key_id: str) -> bytes | None:
+        """The sealed plaintext of a recoverable key, or ``None``."""
         ...
 
     async def list(self, *, limit: int, after: str | None, where: KeyFilter) -> list[ApiKey]:
@@ -396,6 +411,206 @@ class InvalidationLog(Protocol):
         ...
 
 
+class UserRepository(Protocol):
+    """Users: platform-level rows (a user may belong to many tenants)."""
+
+    async def get(self, user_id: str) -> User | None:
+        """The user, or ``None``."""
+        ...
+
+    async def by_email(self, email: str) -> User | None:
+        """The user with this (normalised) email, or ``None``."""
+        ...
+
+    async def password_hash(self, user_id: str) -> str | None:
+        """The stored argon2 hash, or ``None`` when the user has no password."""
+        ...
+
+    async def add(self, user: User, *, password_hash: str | None) -> None:
+        """Insert a user; a taken email raises ``DuplicateEmail``."""
+        ...
+
+    async def set_password(self, user_id: str, password_hash: str) -> None:
+        """Replace the user's password hash."""
+        ...
+
+    async def list(
+        self,
+        *,
+        limit: int,
+        after: str | None,
+        tenant_id: str | None = None,
+        role: TenantRole | None = None,
+    ) -> builtins.list[User]:
+        """Users ordered by id after the cursor id.
+
+        ``tenant_id`` keeps members of that tenant; ``role`` keeps holders of that role (in
+        ``tenant_id``, or in any tenant).
+        """
+        ...
+
+    async def memberships(self, user_ids: Sequence[str]) -> builtins.list[Membership]:
+        """Every membership of these users, ordered by user id then tenant id."""
+        ...
+
+
+class MembershipRepository(Protocol):
+    """Memberships of one tenant: no query can leave it."""
+
+    tenant_id: str
+
+    async def get(self, user_id: str) -> Membership | None:
+        """The user's membership in this tenant, or ``None``."""
+        ...
+
+    async def add(self, membership: Membership) -> None:
+        """Insert a membership; an existing one raises ``AlreadyMember``."""
+        ...
+
+    async def set_role(self, user_id: str, role: TenantRole, *, at: datetime) -> bool:
+        """Change a member's role; whether the member existed."""
+        ...
+
+    async def remove(self, user_id: str) -> bool:
+        """Delete a membership; whether it existed."""
+        ...
+
+    async def list(
+        self, *, limit: int, after: str | None, role: TenantRole | None = None
+    ) -> builtins.list[Member]:
+        """Members (with their users) ordered by user id after the cursor id."""
+        ...
+
+    async def admin_ids(self, *, lock: bool) -> builtins.list[str]:
+        """User ids of the tenant's admins.
+
+        With ``lock``, serialise membership changes of this tenant until the transaction ends,
+        so two demotions cannot both pass the last-admin check.
+        """
+        ...
+
+
+class InvitationRepository(Protocol):
+    """Invitations of one tenant: no query can leave it."""
+
+    tenant_id: str
+
+    async def get(self, invitation_id: str) -> Invitation | None:
+        """The invitation, or ``None``."""
+        ...
+
+    async def add(self, invitation: Invitation, *, digest: bytes, pepper_version: int) -> None:
+        """Insert an invitation with its token's digest."""
+        ...
+
+    async def list(
+        self, *, limit: int, after: str | None, pending_at: datetime | None = None
+    ) -> builtins.list[Invitation]:
+        """Invitations ordered by id after the cursor id.
+
+        With ``pending_at``, only those neither accepted, revoked nor expired at that time.
+        """
+        ...
+
+    async def close(
+        self,
+        invitation_id: str,
+        *,
+        accepted_at: datetime | None = None,
+        revoked_at: datetime | None = None,
+    ) -> bool:
+        """Mark an open invitation accepted or revoked.
+
+        Returns:
+            ``False`` when it was no longer open (a concurrent accept or revoke won).
+        """
+        ...
+
+
+class InvitationLookup(Protocol):
+    """Find an invitation by its token, whatever its tenant (the token is the credential)."""
+
+    async def find(self, digests: Sequence[bytes]) -> Invitation | None:
+        """The invitation whose token has one of ``digests``, or ``None``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMatch:
+    """A user token found by digest, with its user and the user's memberships."""
+
+    token: UserToken
+    user: User
+    memberships: tuple[Membership, ...]
+    pepper_version: int
+
+
+class UserTokenRepository(Protocol):
+    """Sessions, impersonation sessions and personal access tokens (platform-level)."""
+
+    async def add(self, token: UserToken, *, digest: bytes, pepper_version: int) -> None:
+        """Insert a token with its digest."""
+        ...
+
+    async def find(self, digests: Sequence[bytes]) -> TokenMatch | None:
+        """The token with one of ``digests`` (live or not), with its user, or ``None``."""
+        ...
+
+    async def get(self, user_id: str, token_id: str) -> UserToken | None:
+        """One token of ``user_id``, or ``None``."""
+        ...
+
+    async def list(
+        self, user_id: str, *, kind: str, limit: int, after: str | None
+    ) -> builtins.list[UserToken]:
+        """The user's tokens of ``kind`` ordered by id after the cursor id."""
+        ...
+
+    async def revoke(self, token_id: str, *, at: datetime) -> bool:
+        """Revoke a live token; whether it was live."""
+        ...
+
+
+class AuditLog(Protocol):
+    """Where management changes are recorded, in the change's own transaction."""
+
+    async def record(self, event: AuditEvent) -> None:
+        """Add ``event``; if it cannot be written, the transaction must fail."""
+        ...
+
+
+class PasswordHasher(Protocol):
+    """A slow, salted password hash (argon2id). Both calls may take tens of milliseconds."""
+
+    async def hash(self, password: str) -> str:
+        """Hash a new password."""
+        ...
+
+    async def verify(self, stored: str | None, password: str) -> bool:
+        """Whether ``password`` matches ``stored``.
+
+        ``None`` (no such user, or no password) spends the same time and answers ``False``,
+        so timing does not tell accounts apart.
+        """
+        ...
+
+    def needs_rehash(self, stored: str) -> bool:
+        """Whether ``stored`` was made with weaker parameters than the current ones."""
+        ...
+
+
+class SecretSealer(Protocol):
+    """Authenticated encryption of secrets that must be shown again (system keys)."""
+
+    def seal(self, plaintext: str, *, tenant_id: str, object_id: str) -> bytes:
+        """Encrypt ``plaintext`` bound to its tenant and object id."""
+        ...
+
+    def open(self, sealed: bytes, *, tenant_id: str, object_id: str) -> str:
+        """Decrypt; ``SecretUnreadable`` when tampered, moved or its key version is gone."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: repositories share it; nothing is written until ``commit``."""
 
@@ -442,6 +657,34 @@ class UnitOfWork(Protocol):
 
     def roles(self, tenant_id: str) -> RoleRepository:
         """The role repository bound to ``tenant_id``."""
+        ...
+
+    @property
+    def users(self) -> UserRepository:
+        """Users."""
+        ...
+
+    @property
+    def user_tokens(self) -> UserTokenRepository:
+        """Sessions and personal access tokens."""
+        ...
+
+    @property
+    def invitation_tokens(self) -> InvitationLookup:
+        """Invitations by token."""
+        ...
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log."""
+        ...
+
+    def memberships(self, tenant_id: str) -> MembershipRepository:
+        """The membership repository bound to ``tenant_id``."""
+        ...
+
+    def invitations(self, tenant_id: str) -> InvitationRepository:
+        """The invitation repository bound to ``tenant_id``."""
         ...
 
     async def commit(self) -> None:
