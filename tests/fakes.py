@@ -19,6 +19,9 @@ import anyio
 import anyio.lowlevel
 
 from keyrack.backends.memory import MemoryCache, MemoryLimitStore
+from keyrack.backends.passwords import Argon2PasswordHasher
+from keyrack.backends.sealing import AesGcmSealer
+from keyrack.domain.audit import AuditEvent
 from keyrack.domain.hashing import Peppers
 from keyrack.domain.models import (
     ApiKey,
@@ -32,11 +35,14 @@ from keyrack.domain.models import (
     ServiceAccount,
     Tenant,
 )
+from keyrack.domain.people import Invitation, Member, Membership, TenantRole, User, UserToken
 from keyrack.domain.permissions import Permission, Principal
 from keyrack.errors import (
+    AlreadyMember,
     BackendUnavailable,
     ConcurrentUpdate,
     Conflict,
+    DuplicateEmail,
     DuplicateExternalId,
     DuplicatePermission,
     DuplicateRole,
@@ -53,8 +59,9 @@ from keyrack.services.ports import (
     Rehash,
     RootKeyMatch,
     RootRehash,
+    TokenMatch,
 )
-from keyrack.services.rbac import RbacService
+from keyrack.services.rbac import RbacService, granted_permissions
 from keyrack.services.tenants import TenantService
 from keyrack.services.verify import VerifyService
 from keyrack.services.writebehind import WriteBehind
@@ -104,6 +111,32 @@ class StoredRootKey:
     pepper_version: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoredUser:
+    """A user row: the domain object plus its password hash (``has_password`` follows it)."""
+
+    user: User
+    password_hash: str | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInvitation:
+    """An invitation row: the domain object plus its token's digest."""
+
+    invitation: Invitation
+    digest: bytes = field(repr=False)
+    pepper_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUserToken:
+    """A user token row: the domain object plus its digest."""
+
+    token: UserToken
+    digest: bytes = field(repr=False)
+    pepper_version: int
+
+
 @dataclass
 class FakeState:
     """The rows of a fake database; values are frozen, so a copy of the dicts is a snapshot."""
@@ -117,6 +150,12 @@ class FakeState:
     identities: dict[str, Identity] = field(default_factory=dict)
     permissions: dict[str, PermissionDef] = field(default_factory=dict)
     roles: dict[str, Role] = field(default_factory=dict)
+    sealed_secrets: dict[str, bytes] = field(default_factory=dict)  # by key id
+    users: dict[str, StoredUser] = field(default_factory=dict)
+    memberships: dict[tuple[str, str], Membership] = field(default_factory=dict)
+    invitations: dict[str, StoredInvitation] = field(default_factory=dict)
+    user_tokens: dict[str, StoredUserToken] = field(default_factory=dict)
+    audit_events: dict[int, AuditEvent] = field(default_factory=dict)
 
     def copy(self) -> FakeState:
         return FakeState(
@@ -129,6 +168,12 @@ class FakeState:
             identities=dict(self.identities),
             permissions=dict(self.permissions),
             roles=dict(self.roles),
+            sealed_secrets=dict(self.sealed_secrets),
+            users=dict(self.users),
+            memberships=dict(self.memberships),
+            invitations=dict(self.invitations),
+            user_tokens=dict(self.user_tokens),
+            audit_events=dict(self.audit_events),
         )
 
     def snapshot(self) -> tuple[dict[Any, object], ...]:
@@ -143,6 +188,12 @@ class FakeState:
             dict(self.identities),
             dict(self.permissions),
             dict(self.roles),
+            dict(self.sealed_secrets),
+            dict(self.users),
+            dict(self.memberships),
+            dict(self.invitations),
+            dict(self.user_tokens),
+            dict(self.audit_events),
         )
 
 
@@ -151,8 +202,9 @@ class FakeDatabase(FakeState):
 
     ``unavailable`` makes every statement (and commit) raise ``BackendUnavailable``, as the SQL
     unit of work does when the database is down. ``statements`` counts every repository call
-    and ``commits`` every successful commit. ``locks`` holds the key rows an open unit of work
-    has updated, as PostgreSQL's row locks do until commit or rollback.
+    and ``commits`` every successful commit. ``locks`` holds the rows an open unit of work
+    has locked (keys it updated, invitations and tokens it closed, a tenant's memberships
+    behind ``admin_ids(lock=True)``), as PostgreSQL's row locks do until commit or rollback.
     """
 
     def __init__(self) -> None:
@@ -162,6 +214,7 @@ class FakeDatabase(FakeState):
         self.commits = 0
         self.locks: dict[str, object] = {}
         self.last_seq = 0
+        self.last_audit_id = 0
 
     def execute(self) -> None:
         """Account for one statement; fail it when the database is down."""
@@ -181,6 +234,12 @@ class FakeDatabase(FakeState):
             "identities",
             "permissions",
             "roles",
+            "sealed_secrets",
+            "users",
+            "memberships",
+            "invitations",
+            "user_tokens",
+            "audit_events",
         ):
             before: dict[object, object] = getattr(base, table)
             after: dict[object, object] = getattr(state, table)
@@ -239,6 +298,11 @@ class FakeTenantRepository:
         if s.tenants.pop(tenant_id, None) is None:
             return False
         s.keys = {k: v for k, v in s.keys.items() if v.tenant_id != tenant_id}
+        s.sealed_secrets = {k: v for k, v in s.sealed_secrets.items() if k in s.keys}
+        s.memberships = {k: v for k, v in s.memberships.items() if v.tenant_id != tenant_id}
+        s.invitations = {
+            k: v for k, v in s.invitations.items() if v.invitation.tenant_id != tenant_id
+        }
         s.identities = {k: v for k, v in s.identities.items() if v.tenant_id != tenant_id}
         s.permissions = {k: v for k, v in s.permissions.items() if v.tenant_id != tenant_id}
         s.roles = {k: v for k, v in s.roles.items() if v.tenant_id != tenant_id}
@@ -254,11 +318,13 @@ class FakeTenantRepository:
         }
         return True
 
-    async def list(self, *, limit: int, after: str | None, only: str | None) -> list[Tenant]:
+    async def list(
+        self, *, limit: int, after: str | None, among: Sequence[str] | None
+    ) -> list[Tenant]:
         self._uow.db.execute()
         rows = sorted(self._uow.state.tenants.values(), key=lambda t: t.id)
         rows = [
-            t for t in rows if (after is None or t.id > after) and (only is None or t.id == only)
+            t for t in rows if (after is None or t.id > after) and (among is None or t.id in among)
         ]
         return rows[:limit]
 
@@ -290,15 +356,62 @@ class FakeKeyRepository:
             self._uow.lock_key_nowait(key_id)
         return key
 
-    async def add(self, key: ApiKey, secret: KeySecret) -> None:
+    def _slot_taken(self, key: ApiKey) -> bool:
+        """Whether another system key of this tenant has ``key``'s owner and name."""
+        return (
+            key.system
+            and key.owner_id is not None
+            and self._system_key(key.owner_id, key.name, other_than=key.id, meanwhile=True)
+            is not None
+        )
+
+    def _system_key(
+        self, owner_id: str, name: str, *, other_than: str = "", meanwhile: bool = False
+    ) -> ApiKey | None:
+        """The system key of ``owner_id`` named ``name``; ``meanwhile`` also looks at keys
+        other units committed since this one began (which the unique index sees).
+        """
+        rows = [*self._uow.state.keys.values()]
+        if meanwhile:
+            rows += self._uow.committed_meanwhile("keys")
+        return next(
+            (
+                k
+                for k in rows
+                if k.tenant_id == self.tenant_id
+                and k.system
+                and k.owner_id == owner_id
+                and k.name == name
+                and k.id != other_than
+            ),
+            None,
+        )
+
+    async def add(self, key: ApiKey, secret: KeySecret, *, sealed: bytes | None = None) -> None:
+        """Insert; a taken system slot raises ``Conflict`` and leaves nothing behind."""
         self._uow.db.execute()
         if key.tenant_id != self.tenant_id or secret.tenant_id != self.tenant_id:
             raise ValueError("key belongs to another tenant than this repository")
+        if self._slot_taken(key):
+            raise Conflict("this user already has a system key of that name")
         if key.tenant_id not in self._uow.state.tenants or key.id in self._uow.state.keys:
             raise _conflict()
         self._uow.state.keys[key.id] = key
+        if sealed is not None:
+            self._uow.state.sealed_secrets[key.id] = sealed
         self._check_secret(secret)
         self._uow.state.secrets[secret.id] = secret
+
+    async def system_key(self, owner_id: str, name: str) -> ApiKey | None:
+        """Read committed, like the SQL read: sees a key another unit committed meanwhile."""
+        self._uow.db.execute()
+        return self._system_key(owner_id, name, meanwhile=True)
+
+    async def sealed_secret(self, key_id: str) -> bytes | None:
+        self._uow.db.execute()
+        if self._mine(key_id) is None:
+            return None
+        return self._uow.state.sealed_secrets.get(key_id)
 
     async def list(self, *, limit: int, after: str | None, where: KeyFilter) -> list[ApiKey]:
         self._uow.db.execute()
@@ -325,6 +438,8 @@ class FakeKeyRepository:
         stored = self._mine(key.id)
         if stored is None or self._uow.current_version(stored) != expected_version:
             return False
+        if self._slot_taken(key):
+            raise _conflict()  # the unique index (tenant_id, system_slot)
         self._uow.state.keys[key.id] = replace(
             key,
             tenant_id=stored.tenant_id,
@@ -345,6 +460,7 @@ class FakeKeyRepository:
         if self._mine(key_id) is None:
             return False
         del s.keys[key_id]
+        s.sealed_secrets.pop(key_id, None)
         return True
 
     async def add_secret(self, secret: KeySecret) -> None:
@@ -699,6 +815,11 @@ class FakeSecretLookup:
             if key is None or key.tenant_id != secret.tenant_id:
                 continue
             ends = [m.timestamp() for m in (secret.expires_at, key.expires_at) if m is not None]
+            # Like the SQL lookup: the roles' permissions come from a second statement, made
+            # only for a key with roles; a role that no longer exists grants nothing.
+            granted = await granted_permissions(
+                self._uow, key.tenant_id, key.permissions, key.roles
+            )
             return KeyRecord(
                 key_id=key.id,
                 tenant_id=key.tenant_id,
@@ -713,6 +834,7 @@ class FakeSecretLookup:
                 permissions=key.permissions,
                 roles=key.roles,
                 expires_at=key.expires_at,
+                granted=granted,
             )
         return None
 
@@ -936,6 +1058,335 @@ class FakeInvalidationLog:
             del log[seq]
 
 
+class FakeUserRepository:
+    """Users; the email is unique like the SQL index, and a read never carries the hash."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def _user(self, stored: StoredUser) -> User:
+        return replace(stored.user, has_password=stored.password_hash is not None)
+
+    async def get(self, user_id: str) -> User | None:
+        self._uow.db.execute()
+        stored = self._uow.state.users.get(user_id)
+        return None if stored is None else self._user(stored)
+
+    async def by_email(self, email: str) -> User | None:
+        self._uow.db.execute()
+        return next(
+            (self._user(s) for s in self._uow.state.users.values() if s.user.email == email),
+            None,
+        )
+
+    async def password_hash(self, user_id: str) -> str | None:
+        self._uow.db.execute()
+        stored = self._uow.state.users.get(user_id)
+        return None if stored is None else stored.password_hash
+
+    async def add(self, user: User, *, password_hash: str | None) -> None:
+        """Insert; a taken email raises ``DuplicateEmail`` (the unit of work goes on)."""
+        self._uow.db.execute()
+        users = self._uow.state.users
+        if any(
+            s.user.email == user.email
+            for s in [*users.values(), *self._uow.committed_meanwhile("users")]
+        ):
+            raise DuplicateEmail
+        if user.id in users:
+            raise _conflict()
+        users[user.id] = StoredUser(user=user, password_hash=password_hash)
+
+    async def set_password(self, user_id: str, password_hash: str) -> None:
+        self._uow.db.execute()
+        stored = self._uow.state.users.get(user_id)
+        if stored is not None:
+            self._uow.state.users[user_id] = replace(stored, password_hash=password_hash)
+
+    async def list(
+        self,
+        *,
+        limit: int,
+        after: str | None,
+        tenant_id: str | None = None,
+        role: TenantRole | None = None,
+    ) -> builtins.list[User]:
+        self._uow.db.execute()
+        memberships = self._uow.state.memberships.values()
+
+        def kept(user_id: str) -> bool:
+            if tenant_id is None and role is None:
+                return True
+            return any(
+                m.user_id == user_id
+                and (tenant_id is None or m.tenant_id == tenant_id)
+                and (role is None or m.role is role)
+                for m in memberships
+            )
+
+        rows = [
+            self._user(s)
+            for s in sorted(self._uow.state.users.values(), key=lambda s: s.user.id)
+            if (after is None or s.user.id > after) and kept(s.user.id)
+        ]
+        return rows[:limit]
+
+    async def memberships(self, user_ids: Sequence[str]) -> builtins.list[Membership]:
+        self._uow.db.execute()
+        wanted = set(user_ids)
+        return sorted(
+            (m for m in self._uow.state.memberships.values() if m.user_id in wanted),
+            key=lambda m: (m.user_id, m.tenant_id),
+        )
+
+
+class FakeMembershipRepository:
+    """Memberships of one tenant, keyed ``(tenant_id, user_id)`` like the SQL primary key."""
+
+    def __init__(self, uow: FakeUnitOfWork, tenant_id: str) -> None:
+        self._uow = uow
+        self.tenant_id = tenant_id
+
+    async def get(self, user_id: str) -> Membership | None:
+        self._uow.db.execute()
+        return self._uow.state.memberships.get((self.tenant_id, user_id))
+
+    async def add(self, membership: Membership) -> None:
+        """Insert; an existing membership raises ``AlreadyMember`` (the unit of work goes on)."""
+        self._uow.db.execute()
+        if membership.tenant_id != self.tenant_id:
+            raise ValueError("membership belongs to another tenant than this repository")
+        s = self._uow.state
+        pk = (self.tenant_id, membership.user_id)
+        if pk in s.memberships or any(
+            (m.tenant_id, m.user_id) == pk for m in self._uow.committed_meanwhile("memberships")
+        ):
+            raise AlreadyMember
+        if self.tenant_id not in s.tenants or membership.user_id not in s.users:
+            raise _conflict()  # foreign keys to tenants and users
+        s.memberships[(self.tenant_id, membership.user_id)] = membership
+
+    async def set_role(self, user_id: str, role: TenantRole, *, at: datetime) -> bool:
+        self._uow.db.execute()
+        stored = self._uow.state.memberships.get((self.tenant_id, user_id))
+        if stored is None:
+            return False
+        self._uow.state.memberships[(self.tenant_id, user_id)] = replace(
+            stored, role=role, updated_at=at
+        )
+        return True
+
+    async def remove(self, user_id: str) -> bool:
+        self._uow.db.execute()
+        return self._uow.state.memberships.pop((self.tenant_id, user_id), None) is not None
+
+    async def list(
+        self, *, limit: int, after: str | None, role: TenantRole | None = None
+    ) -> builtins.list[Member]:
+        self._uow.db.execute()
+        s = self._uow.state
+        rows = [
+            Member(
+                membership=m,
+                user=replace(
+                    s.users[m.user_id].user,
+                    has_password=s.users[m.user_id].password_hash is not None,
+                ),
+            )
+            for m in sorted(s.memberships.values(), key=lambda m: m.user_id)
+            if m.tenant_id == self.tenant_id
+            and m.user_id in s.users
+            and (after is None or m.user_id > after)
+            and (role is None or m.role is role)
+        ]
+        return rows[:limit]
+
+    async def admin_ids(self, *, lock: bool) -> builtins.list[str]:
+        """The tenant's admins; ``lock`` waits for another unit holding this tenant's lock.
+
+        After the lock, memberships are re-read from the committed rows (keeping this unit's
+        own changes), as PostgreSQL's READ COMMITTED statement after ``FOR UPDATE`` does.
+        """
+        self._uow.db.execute()
+        if lock:
+            await self._uow.lock_key(f"tenant-members:{self.tenant_id}")
+            self._uow.reread("memberships")
+        return sorted(
+            m.user_id
+            for m in self._uow.state.memberships.values()
+            if m.tenant_id == self.tenant_id and m.role is TenantRole.ADMIN
+        )
+
+
+class FakeInvitationRepository:
+    """Invitations of one tenant; the digest is unique like the SQL index."""
+
+    def __init__(self, uow: FakeUnitOfWork, tenant_id: str) -> None:
+        self._uow = uow
+        self.tenant_id = tenant_id
+
+    async def get(self, invitation_id: str) -> Invitation | None:
+        self._uow.db.execute()
+        stored = self._uow.state.invitations.get(invitation_id)
+        if stored is None or stored.invitation.tenant_id != self.tenant_id:
+            return None
+        return stored.invitation
+
+    async def add(self, invitation: Invitation, *, digest: bytes, pepper_version: int) -> None:
+        self._uow.db.execute()
+        if invitation.tenant_id != self.tenant_id:
+            raise ValueError("invitation belongs to another tenant than this repository")
+        s = self._uow.state
+        if (
+            invitation.tenant_id not in s.tenants
+            or invitation.id in s.invitations
+            or any(i.digest == digest for i in s.invitations.values())
+        ):
+            raise _conflict()
+        s.invitations[invitation.id] = StoredInvitation(
+            invitation=invitation, digest=digest, pepper_version=pepper_version
+        )
+
+    async def list(
+        self, *, limit: int, after: str | None, pending_at: datetime | None = None
+    ) -> builtins.list[Invitation]:
+        self._uow.db.execute()
+        rows = [
+            i
+            for i in sorted(
+                (s.invitation for s in self._uow.state.invitations.values()), key=lambda i: i.id
+            )
+            if i.tenant_id == self.tenant_id
+            and (after is None or i.id > after)
+            and (pending_at is None or i.state(pending_at) == "pending")
+        ]
+        return rows[:limit]
+
+    async def close(
+        self,
+        invitation_id: str,
+        *,
+        accepted_at: datetime | None = None,
+        revoked_at: datetime | None = None,
+    ) -> bool:
+        """A guarded update: waits for a concurrent close, then checks the committed row."""
+        if (accepted_at is None) == (revoked_at is None):
+            raise ValueError("give exactly one of accepted_at and revoked_at")
+        self._uow.db.execute()
+        await self._uow.lock_key(f"invitation:{invitation_id}")
+        stored: StoredInvitation | None = self._uow.current_row("invitations", invitation_id)
+        if stored is None or stored.invitation.tenant_id != self.tenant_id:
+            return False
+        open_ = stored.invitation
+        if open_.accepted_at is not None or open_.revoked_at is not None:
+            return False
+        closed = (
+            replace(open_, accepted_at=accepted_at)
+            if accepted_at is not None
+            else replace(open_, revoked_at=revoked_at)
+        )
+        self._uow.state.invitations[invitation_id] = replace(stored, invitation=closed)
+        return True
+
+
+class FakeInvitationLookup:
+    """Invitations by token digest, across tenants."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def find(self, digests: Sequence[bytes]) -> Invitation | None:
+        self._uow.db.execute()
+        wanted = set(digests)
+        return next(
+            (s.invitation for s in self._uow.state.invitations.values() if s.digest in wanted),
+            None,
+        )
+
+
+class FakeUserTokenRepository:
+    """User tokens (platform-level); the digest is unique like the SQL index."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def add(self, token: UserToken, *, digest: bytes, pepper_version: int) -> None:
+        self._uow.db.execute()
+        s = self._uow.state
+        if (
+            token.user_id not in s.users
+            or token.id in s.user_tokens
+            or any(t.digest == digest for t in s.user_tokens.values())
+        ):
+            raise _conflict()
+        s.user_tokens[token.id] = StoredUserToken(
+            token=token, digest=digest, pepper_version=pepper_version
+        )
+
+    async def find(self, digests: Sequence[bytes]) -> TokenMatch | None:
+        self._uow.db.execute()
+        s = self._uow.state
+        wanted = set(digests)
+        stored = next((t for t in s.user_tokens.values() if t.digest in wanted), None)
+        if stored is None or stored.token.user_id not in s.users:
+            return None
+        user = s.users[stored.token.user_id]
+        memberships = sorted(
+            (m for m in s.memberships.values() if m.user_id == user.user.id),
+            key=lambda m: m.tenant_id,
+        )
+        return TokenMatch(
+            token=stored.token,
+            user=replace(user.user, has_password=user.password_hash is not None),
+            memberships=tuple(memberships),
+            pepper_version=stored.pepper_version,
+        )
+
+    async def get(self, user_id: str, token_id: str) -> UserToken | None:
+        self._uow.db.execute()
+        stored = self._uow.state.user_tokens.get(token_id)
+        if stored is None or stored.token.user_id != user_id:
+            return None
+        return stored.token
+
+    async def list(
+        self, user_id: str, *, kind: str, limit: int, after: str | None
+    ) -> builtins.list[UserToken]:
+        self._uow.db.execute()
+        rows = [
+            t
+            for t in sorted(
+                (s.token for s in self._uow.state.user_tokens.values()), key=lambda t: t.id
+            )
+            if t.user_id == user_id and t.kind == kind and (after is None or t.id > after)
+        ]
+        return rows[:limit]
+
+    async def revoke(self, token_id: str, *, at: datetime) -> bool:
+        """A guarded update: revokes only a token live at ``at``, as committed or staged."""
+        self._uow.db.execute()
+        await self._uow.lock_key(f"user-token:{token_id}")
+        stored: StoredUserToken | None = self._uow.current_row("user_tokens", token_id)
+        if stored is None or not stored.token.is_live(at):
+            return False
+        self._uow.state.user_tokens[token_id] = replace(
+            stored, token=replace(stored.token, revoked_at=at)
+        )
+        return True
+
+
+class FakeAuditLog:
+    """The audit log: events get increasing ids when staged, like an autoincrement column."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def record(self, event: AuditEvent) -> None:
+        self._uow.db.execute()
+        self._uow.db.last_audit_id += 1
+        self._uow.state.audit_events[self._uow.db.last_audit_id] = event
+
+
 class FakeUnitOfWork:
     """One transaction over a ``FakeDatabase``: staged writes land only on ``commit``.
 
@@ -988,6 +1439,43 @@ class FakeUnitOfWork:
             raise ConcurrentUpdate
         self.db.locks[key_id] = self
 
+    def current_row(self, table: str, row_id: object) -> Any:
+        """The row an UPDATE would see: ours if this unit changed it, else the committed one."""
+        assert self._base is not None
+        staged = getattr(self.state, table).get(row_id)
+        if staged is not getattr(self._base, table).get(row_id):
+            return staged
+        return getattr(self.db, table).get(row_id)
+
+    def committed_meanwhile(self, table: str) -> builtins.list[Any]:
+        """Rows of ``table`` other units committed since this one began.
+
+        A unique index sees them (``INSERT … ON CONFLICT`` conflicts with them) although this
+        unit's snapshot does not.
+        """
+        assert self._base is not None
+        base: dict[object, object] = getattr(self._base, table)
+        committed: dict[object, object] = getattr(self.db, table)
+        return [row for row_id, row in committed.items() if row_id not in base]
+
+    def reread(self, table: str) -> None:
+        """Re-read ``table`` from the committed rows, keeping this unit's own changes.
+
+        What a READ COMMITTED statement sees after waiting for a lock: rows other units
+        committed since this one began.
+        """
+        assert self._base is not None
+        base: dict[object, object] = getattr(self._base, table)
+        staged: dict[object, object] = getattr(self.state, table)
+        changed = {k: v for k, v in staged.items() if base.get(k) is not v}
+        removed = base.keys() - staged.keys()
+        committed: dict[object, object] = dict(getattr(self.db, table))
+        setattr(self._base, table, dict(committed))
+        committed.update(changed)
+        for row_id in removed:
+            committed.pop(row_id, None)
+        setattr(self.state, table, committed)
+
     def current_version(self, key: ApiKey) -> int | None:
         """The version an UPDATE would see: ours if we wrote it, else the committed one."""
         if key.id in self.written_keys or self._base is None or key.id not in self._base.keys:
@@ -1034,6 +1522,30 @@ class FakeUnitOfWork:
     def roles(self, tenant_id: str) -> FakeRoleRepository:
         self.state  # noqa: B018  # raises outside 'async with'
         return FakeRoleRepository(self, tenant_id)
+
+    @property
+    def users(self) -> FakeUserRepository:
+        return FakeUserRepository(self)
+
+    @property
+    def user_tokens(self) -> FakeUserTokenRepository:
+        return FakeUserTokenRepository(self)
+
+    @property
+    def invitation_tokens(self) -> FakeInvitationLookup:
+        return FakeInvitationLookup(self)
+
+    @property
+    def audit(self) -> FakeAuditLog:
+        return FakeAuditLog(self)
+
+    def memberships(self, tenant_id: str) -> FakeMembershipRepository:
+        self.state  # noqa: B018  # raises outside 'async with'
+        return FakeMembershipRepository(self, tenant_id)
+
+    def invitations(self, tenant_id: str) -> FakeInvitationRepository:
+        self.state  # noqa: B018  # raises outside 'async with'
+        return FakeInvitationRepository(self, tenant_id)
 
     async def commit(self) -> None:
         state = self.state
@@ -1106,6 +1618,8 @@ def build_services(
         clock=clock,
         entropy=entropy,
         limits=MemoryLimitStore(clock.now),
+        hasher=Argon2PasswordHasher.for_tests(),
+        sealer=AesGcmSealer({1: bytes(range(32))}),
         key_cache=key_cache,
         principal_cache=principal_cache,
         positive_ttl=positive_ttl,

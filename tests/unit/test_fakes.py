@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from keyrack.domain.audit import AuditEvent, Ref
 from keyrack.domain.budget import Budget
 from keyrack.domain.credits import Credits
 from keyrack.domain.models import (
@@ -18,6 +19,7 @@ from keyrack.domain.models import (
     ServiceAccount,
     Tenant,
 )
+from keyrack.domain.people import Membership, TenantRole, User
 from keyrack.errors import BackendUnavailable, ConcurrentUpdate, Conflict, DuplicateSlug
 from keyrack.services.ports import CounterSnapshot, KeyFilter, LastUsed
 from tests.fakes import CountingEntropy, FakeDatabase, FakeUnitOfWork
@@ -309,6 +311,64 @@ class TestKeys:
             db.keys["key_1"].limits.budget,
         )
         assert limits == db.keys["key_2"].limits
+
+
+def _user(n: int) -> User:
+    return User(
+        id=f"usr_{n}", email=f"u{n}@example.com", name="U", is_platform_admin=False, created_at=AT
+    )
+
+
+def _member(tenant_id: str, n: int, role: TenantRole = TenantRole.ADMIN) -> Membership:
+    return Membership(tenant_id, f"usr_{n}", role, AT, AT)
+
+
+class TestPeopleRows:
+    async def test_people_rows_are_written_only_on_commit(self, db):
+        before = db.snapshot()
+
+        async with FakeUnitOfWork(db) as uow:
+            await uow.users.add(_user(1), password_hash="h")
+            await uow.memberships("ten_1").add(_member("ten_1", 1))
+            await uow.audit.record(AuditEvent("ten_1", AT, "member.added", Ref("user", "u"), None))
+            key = _key(9, "ten_1", system=True, owner_id="usr_1")
+            await uow.keys("ten_1").add(key, _secret(9, key), sealed=b"s")
+
+        assert before == db.snapshot()
+
+    async def test_a_locked_admin_read_sees_commits_since_the_unit_began_and_its_own_changes(
+        self, db
+    ):
+        """What PostgreSQL's READ COMMITTED statement after ``FOR UPDATE`` sees."""
+        async with FakeUnitOfWork(db) as setup:
+            for n in (1, 2, 3):
+                await setup.users.add(_user(n), password_hash=None)
+            await setup.memberships("ten_1").add(_member("ten_1", 1))
+            await setup.memberships("ten_1").add(_member("ten_1", 2))
+            await setup.commit()
+
+        async with FakeUnitOfWork(db) as mine:
+            await mine.memberships("ten_1").remove("usr_1")
+            async with FakeUnitOfWork(db) as other:
+                await other.memberships("ten_1").add(_member("ten_1", 3))
+                await other.commit()
+            unlocked = await mine.memberships("ten_1").admin_ids(lock=False)
+            locked = await mine.memberships("ten_1").admin_ids(lock=True)
+            await mine.commit()
+
+        assert (["usr_2"], ["usr_2", "usr_3"]) == (unlocked, locked)
+        assert {("ten_1", "usr_2"), ("ten_1", "usr_3")} == set(db.memberships)
+
+    async def test_removing_a_tenant_takes_its_memberships_invitations_and_sealed_secrets(self, db):
+        async with FakeUnitOfWork(db) as uow:
+            await uow.users.add(_user(1), password_hash=None)
+            await uow.memberships("ten_2").add(_member("ten_2", 1))
+            key = _key(9, "ten_2", recoverable=True)
+            await uow.keys("ten_2").add(key, _secret(9, key), sealed=b"s")
+            await uow.tenants.remove("ten_2")
+            await uow.commit()
+
+        assert ({}, {}, ["usr_1"]) == (db.memberships, db.sealed_secrets, list(db.users))
 
 
 class TestCountingEntropy:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +29,7 @@ from keyrack.domain.models import (
 from keyrack.domain.permission_query import effective_permissions
 from keyrack.domain.permissions import Permission
 from keyrack.domain.policy import KeyPolicy
-from keyrack.errors import ConcurrentUpdate, DuplicateSlug
+from keyrack.errors import ConcurrentUpdate, Conflict, DuplicateSlug
 from keyrack.services.ports import (
     CounterSnapshot,
     KeyFilter,
@@ -120,13 +121,17 @@ class SqlTenantRepository:
         result = await self._session.execute(delete(TenantRow).where(TenantRow.id == tenant_id))
         return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of a DELETE
 
-    async def list(self, *, limit: int, after: str | None, only: str | None) -> list[Tenant]:
-        """Tenants by id after the cursor."""
+    async def list(
+        self, *, limit: int, after: str | None, among: Sequence[str] | None
+    ) -> list[Tenant]:
+        """Tenants by id after the cursor; ``among`` restricts to those ids (empty: none)."""
+        if among is not None and not among:
+            return []
         stmt = select(TenantRow).order_by(TenantRow.id).limit(limit)
         if after is not None:
             stmt = stmt.where(TenantRow.id > after)
-        if only is not None:
-            stmt = stmt.where(TenantRow.id == only)
+        if among is not None:
+            stmt = stmt.where(TenantRow.id.in_(set(among)))
         return [_tenant(row) for row in await self._session.scalars(stmt)]
 
 
@@ -195,6 +200,27 @@ def policy_from_json(data: dict[str, Any] | None) -> KeyPolicy:
     )
 
 
+SLOT_SEPARATOR: Final = "\x1f"  # ASCII unit separator: never part of a user id
+
+
+def system_slot(owner_id: str, name: str) -> str:
+    """The ``system_slot`` of user ``owner_id``'s system key ``name`` (unique per tenant).
+
+    Raises:
+        ValueError: ``owner_id`` contains the separator (user ids never do), so the slot
+            would not tell owner and name apart.
+    """
+    if SLOT_SEPARATOR in owner_id:
+        raise ValueError("owner id contains the slot separator")
+    return f"{owner_id}{SLOT_SEPARATOR}{name}"
+
+
+def _slot_of(key: ApiKey) -> str | None:
+    if not key.system or key.owner_id is None:
+        return None
+    return system_slot(key.owner_id, key.name)
+
+
 def _key_values(key: ApiKey) -> dict[str, Any]:
     return {
         "name": key.name,
@@ -208,6 +234,7 @@ def _key_values(key: ApiKey) -> dict[str, Any]:
         "permissions": list(key.permissions),
         "roles": list(key.roles),
         "system": key.system,
+        "system_slot": _slot_of(key),
         "recoverable": key.recoverable,
         "version": key.version,
         "updated_at": key.updated_at,
@@ -256,18 +283,54 @@ class SqlKeyRepository:
             raise
         return None if row is None else _key(row)
 
-    async def add(self, key: ApiKey, secret: KeySecret) -> None:
-        """Insert a key and its first secret."""
+    async def add(self, key: ApiKey, secret: KeySecret, *, sealed: bytes | None = None) -> None:
+        """Insert a key, its first secret and, for a recoverable key, its sealed plaintext.
+
+        A second system key of the same owner and name raises ``Conflict``. The insert is
+        ``ON CONFLICT (tenant_id, system_slot) DO NOTHING``, so the transaction stays usable
+        (the caller may read the winner with ``system_key``); on PostgreSQL it first waits for
+        a concurrent transaction inserting the same slot, and conflicts only if that commits.
+        """
         if key.tenant_id != self.tenant_id or secret.tenant_id != self.tenant_id:
             raise ValueError("key belongs to another tenant than this repository")
-        self._session.add(
-            ApiKeyRow(
-                id=key.id, tenant_id=key.tenant_id, created_at=key.created_at, **_key_values(key)
+        dialect = self._session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        result = await self._session.execute(
+            insert(ApiKeyRow)
+            .values(
+                id=key.id,
+                tenant_id=key.tenant_id,
+                created_at=key.created_at,
+                sealed_secret=sealed,
+                **_key_values(key),
             )
+            .on_conflict_do_nothing(index_elements=["tenant_id", "system_slot"])
         )
-        await self._session.flush()
+        if not result.rowcount:  # type: ignore[attr-defined]  # CursorResult of an INSERT
+            raise Conflict("this user already has a system key of that name")
         self._session.add(_secret_row(secret))
         await self._session.flush()
+
+    async def system_key(self, owner_id: str, name: str) -> ApiKey | None:
+        """The system key ``name`` of user ``owner_id`` in this tenant (one unique-index read)."""
+        if SLOT_SEPARATOR in owner_id:
+            return None
+        row = await self._session.scalar(
+            select(ApiKeyRow).where(
+                ApiKeyRow.tenant_id == self.tenant_id,
+                ApiKeyRow.system_slot == system_slot(owner_id, name),
+            )
+        )
+        return None if row is None else _key(row)
+
+    async def sealed_secret(self, key_id: str) -> bytes | None:
+        """The sealed plaintext of a recoverable key of this tenant, or ``None``."""
+        value = await self._session.scalar(
+            select(ApiKeyRow.sealed_secret).where(
+                ApiKeyRow.tenant_id == self.tenant_id, ApiKeyRow.id == key_id
+            )
+        )
+        return None if value is None else bytes(value)
 
     async def list(self, *, limit: int, after: str | None, where: KeyFilter) -> list[ApiKey]:
         """Keys of this tenant by id after the cursor."""

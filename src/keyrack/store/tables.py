@@ -90,6 +90,10 @@ class ApiKeyRow(Base):
         UniqueConstraint("tenant_id", "id"),
         Index(None, "tenant_id", "owner_id"),
         Index(None, "tenant_id", "identity_id"),
+        # A unique index rather than a constraint: SQLite adds an index in place, while a
+        # constraint would make the migration copy the table, and dropping the old copy under
+        # ``PRAGMA foreign_keys=ON`` cascades to ``key_secrets``.
+        Index(None, "tenant_id", "system_slot", unique=True),
         # Composite: a key can only ever belong to an identity of its own tenant.
         ForeignKeyConstraint(
             ["tenant_id", "identity_id"], ["identities.tenant_id", "identities.id"]
@@ -124,6 +128,12 @@ class ApiKeyRow(Base):
     credits_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     budget_spent: Mapped[int | None] = mapped_column(BigInteger)
     budget_period_start_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # A recoverable key's plaintext, sealed by ``ports.SecretSealer`` (never the plaintext).
+    sealed_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # ``owner_id`` and ``name`` joined by a unit separator, on system keys only: unique per
+    # tenant, so one user has at most one system key of a name (see ``system_slot``). NULL on
+    # every other key, and NULLs never collide on SQLite or PostgreSQL.
+    system_slot: Mapped[str | None] = mapped_column(String(511))
 
 
 class IdentityRow(Base):
@@ -244,3 +254,105 @@ class CacheInvalidationRow(Base):
     )
     owner: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class UserRow(Base):
+    """A human; platform-level (a user may belong to many tenants)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    is_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # argon2id encoded hash; NULL for a user who cannot log in with a password.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+
+
+class MembershipRow(Base):
+    """A user's role in one tenant."""
+
+    __tablename__ = "memberships"
+    # The primary key leads with ``tenant_id``; the index serves a user's own memberships.
+    __table_args__ = (Index(None, "user_id"),)
+
+    tenant_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class InvitationRow(Base):
+    """A pending membership by email; its single-use token is stored as a digest only."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (Index(None, "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    pepper_version: Mapped[int] = mapped_column(Integer)
+    invited_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class UserTokenRow(Base):
+    """A login session, impersonation session or personal access token: digest only."""
+
+    __tablename__ = "user_tokens"
+    __table_args__ = (Index(None, "user_id", "kind", "id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(255))
+    start: Mapped[str] = mapped_column(String(40))
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    pepper_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    impersonator_type: Mapped[str | None] = mapped_column(String(32))
+    impersonator_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class AuditEventRow(Base):
+    """One recorded management action; ``tenant_id`` NULL is the platform's own chain.
+
+    No foreign key on ``tenant_id``: the events of a deleted tenant outlive it. ``changed``
+    holds field names only, never values.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index(None, "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[str | None] = mapped_column(ID)
+    at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(64))
+    actor_type: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[str] = mapped_column(String(255))
+    impersonator_type: Mapped[str | None] = mapped_column(String(32))
+    impersonator_id: Mapped[str | None] = mapped_column(String(255))
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(255))
+    # What the HTTP edge saw; free text from the client, so unbounded.
+    ip: Mapped[str | None] = mapped_column(Text)
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16))
+    changed: Mapped[list[str]] = mapped_column(JSON)

@@ -11,6 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from keyrack.errors import BackendUnavailable, Conflict
 from keyrack.store.engine import DRIVER_ERRORS
 from keyrack.store.identities import SqlIdentityRepository
+from keyrack.store.people import (
+    SqlAuditLog,
+    SqlInvitationLookup,
+    SqlInvitationRepository,
+    SqlMembershipRepository,
+    SqlUserRepository,
+    SqlUserTokenRepository,
+)
 from keyrack.store.rbac import SqlPermissionRepository, SqlRoleRepository
 from keyrack.store.repositories import (
     SqlInvalidationLog,
@@ -45,6 +53,10 @@ class SqlUnitOfWork:
         self.root_keys = SqlRootKeyLookup(session)
         self.usage = SqlUsageWriter(session)
         self.invalidations = SqlInvalidationLog(session)
+        self.users = SqlUserRepository(session)
+        self.user_tokens = SqlUserTokenRepository(session)
+        self.invitation_tokens = SqlInvitationLookup(session)
+        self.audit = SqlAuditLog(session)
         return self
 
     async def __aexit__(
@@ -85,6 +97,14 @@ class SqlUnitOfWork:
     def roles(self, tenant_id: str) -> SqlRoleRepository:
         """Roles bound to ``tenant_id``."""
         return SqlRoleRepository(self.session, tenant_id)
+
+    def memberships(self, tenant_id: str) -> SqlMembershipRepository:
+        """Memberships bound to ``tenant_id``."""
+        return SqlMembershipRepository(self.session, tenant_id)
+
+    def invitations(self, tenant_id: str) -> SqlInvitationRepository:
+        """Invitations bound to ``tenant_id``."""
+        return SqlInvitationRepository(self.session, tenant_id)
 
     async def commit(self) -> None:
         """Commit the transaction."""

@@ -74,9 +74,9 @@ class TestTenantRepository:
                 await uow.tenants.add(tenant)
             await uow.commit()
         async with new_uow() as uow:
-            first = await uow.tenants.list(limit=2, after=None, only=None)
-            second = await uow.tenants.list(limit=2, after=first[-1].id, only=None)
-            rest = await uow.tenants.list(limit=10, after=second[-1].id, only=None)
+            first = await uow.tenants.list(limit=2, after=None, among=None)
+            second = await uow.tenants.list(limit=2, after=first[-1].id, among=None)
+            rest = await uow.tenants.list(limit=10, after=second[-1].id, among=None)
         assert tenants[:2] == first
         assert tenants[2:4] == second
         assert tenants[4:] == rest
@@ -88,9 +88,9 @@ class TestTenantRepository:
                 await uow.tenants.add(tenant)
             await uow.commit()
         async with new_uow() as uow:
-            only = await uow.tenants.list(limit=10, after=None, only=tenants[1].id)
-            after_it = await uow.tenants.list(limit=10, after=tenants[1].id, only=tenants[1].id)
-            before_it = await uow.tenants.list(limit=10, after=tenants[0].id, only=tenants[1].id)
+            only = await uow.tenants.list(limit=10, after=None, among=[tenants[1].id])
+            after_it = await uow.tenants.list(limit=10, after=tenants[1].id, among=[tenants[1].id])
+            before_it = await uow.tenants.list(limit=10, after=tenants[0].id, among=[tenants[1].id])
         assert [tenants[1]] == only
         assert [] == after_it
         assert [tenants[1]] == before_it
@@ -122,7 +122,7 @@ class TestTenantRepository:
             async with new_uow() as uow:
                 await uow.tenants.add(build.tenant(slug="acme"))
         async with new_uow() as uow:
-            assert [first] == await uow.tenants.list(limit=10, after=None, only=None)
+            assert [first] == await uow.tenants.list(limit=10, after=None, among=None)
 
     async def test_update_to_a_taken_slug_raises_duplicate_slug(
         self, new_uow: NewUow, build: Build
@@ -636,7 +636,7 @@ class TestUnitOfWork:
             await uow.commit()
             await uow.tenants.add(dropped)
         async with new_uow() as uow:
-            assert [kept] == await uow.tenants.list(limit=10, after=None, only=None)
+            assert [kept] == await uow.tenants.list(limit=10, after=None, among=None)
 
     async def test_the_session_is_unusable_outside_async_with(self, new_uow: NewUow) -> None:
         uow = new_uow()
@@ -732,7 +732,7 @@ class TestRoundTrip:
             by_owner = await uow.keys(tenant.id).list(
                 limit=10, after=None, where=KeyFilter(owner_id=text)
             )
-            tenant_count = len(await uow.tenants.list(limit=10, after=None, only=None))
+            tenant_count = len(await uow.tenants.list(limit=10, after=None, among=None))
         assert tenant == stored_tenant
         assert key == stored_key
         assert [key] == by_owner

@@ -81,6 +81,8 @@ class _GatedKeys:
         self.strip_role = inner.strip_role
         self.strip_permission = inner.strip_permission
         self.write_credits = inner.write_credits
+        self.system_key = inner.system_key
+        self.sealed_secret = inner.sealed_secret
 
     async def get(self, key_id: str, *, for_update: bool = False) -> ApiKey | None:
         try:
@@ -110,6 +112,12 @@ class _GatedUow:
         self.identities = self._inner.identities
         self.permissions = self._inner.permissions
         self.roles = self._inner.roles
+        self.users = self._inner.users
+        self.user_tokens = self._inner.user_tokens
+        self.invitation_tokens = self._inner.invitation_tokens
+        self.audit = self._inner.audit
+        self.memberships = self._inner.memberships
+        self.invitations = self._inner.invitations
         return self
 
     async def __aexit__(
