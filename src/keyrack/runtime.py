@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keyrack.backends.memory import MemoryCache, MemoryLimitStore
+from keyrack.backends.passwords import Argon2PasswordHasher
+from keyrack.backends.sealing import AesGcmSealer
 from keyrack.config import Settings, load_secrets
 from keyrack.domain.hashing import Peppers
 from keyrack.domain.models import KeyRecord
@@ -26,9 +28,12 @@ from keyrack.services.identities import IdentityService
 from keyrack.services.invalidation import CacheInvalidator
 from keyrack.services.keys import KeyService
 from keyrack.services.limits import ResilientLimits
+from keyrack.services.people import PeopleService
 from keyrack.services.ports import Clock, Entropy, LimitStore, UnitOfWork
 from keyrack.services.ratelimits import LimitService
 from keyrack.services.rbac import RbacService
+from keyrack.services.sessions import SessionService
+from keyrack.services.systemkeys import SystemKeyService
 from keyrack.services.tenants import TenantService
 from keyrack.services.verify import VerifyService
 from keyrack.services.writebehind import WriteBehind
@@ -62,6 +67,10 @@ class Runtime:
     credits: CreditsService
     rbac: RbacService
     limit_api: LimitService
+    people: PeopleService
+    auth: SessionService
+    system_keys: SystemKeyService
+    clock: Clock
     secrets_from_file: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
@@ -169,6 +178,8 @@ async def open_runtime(
         peppers=peppers,
         clock=clock,
         limits=limit_store(settings, clock),
+        hasher=Argon2PasswordHasher(),
+        sealer=AesGcmSealer(secrets.master_keys),
         entropy=entropy or system_entropy,
         key_cache=key_cache,
         principal_cache=principal_cache,
@@ -194,5 +205,9 @@ async def open_runtime(
         credits=services.credits,
         limit_api=services.limit_api,
         rbac=services.rbac,
+        people=services.people,
+        auth=services.sessions,
+        system_keys=services.system_keys,
+        clock=clock,
         secrets_from_file=secrets.from_file,
     )

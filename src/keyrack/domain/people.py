@@ -115,6 +115,11 @@ class Member:
     membership: Membership
     user: User
 
+    @property
+    def id(self) -> str:
+        """The member's user id (member lists page by it)."""
+        return self.user.id
+
 
 @dataclass(frozen=True, slots=True)
 class Invitation:

@@ -60,21 +60,23 @@ TENANT_ADMIN_PERMISSIONS: Final = frozenset(
         Permission.VAULT_WRITE,
         Permission.AUDIT_READ,
         Permission.USAGE_READ,
+        Permission.SYSTEM_KEYS_MANAGE,
+        Permission.TOKENS_ISSUE,
     }
+)
+"""A tenant admin's permissions in its tenant. The machine ones (``keys.verify``,
+``system_keys.manage``, ``tokens.issue``) are exercised only through a service account's root
+key (the machine endpoints take no user session); holding them lets the admin grant them."""
+MACHINE_PERMISSIONS: Final = frozenset(
+    {Permission.KEYS_VERIFY, Permission.SYSTEM_KEYS_MANAGE, Permission.TOKENS_ISSUE}
 )
 MEMBER_PERMISSIONS: Final = frozenset(
     {Permission.TENANTS_READ, Permission.KEYS_READ, Permission.KEYS_WRITE, Permission.USAGE_READ}
 )
 """A member's key and usage permissions reach only the keys the member owns (``own_keys``)."""
 
-PLATFORM_ADMIN_PERMISSIONS: Final = TENANT_ADMIN_PERMISSIONS | {
-    Permission.USERS_READ,
-    Permission.USERS_WRITE,
-    Permission.IMPERSONATE,
-    Permission.TENANTS_WRITE,
-}
-"""Everything except the reveal permissions, ``system_keys.manage`` and ``tokens.issue``, which
-are for service accounts (a platform admin may still grant all four to one)."""
+PLATFORM_ADMIN_PERMISSIONS: Final = BOOTSTRAP_PERMISSIONS
+"""Everything but the two reveal permissions, which a platform admin may still grant."""
 
 ROLE_PERMISSIONS: Final[dict[TenantRole, frozenset[Permission]]] = {
     TenantRole.ADMIN: TENANT_ADMIN_PERMISSIONS,
@@ -188,16 +190,30 @@ def parse_permissions(names: Iterable[str]) -> frozenset[Permission]:
 
 
 def grant_violations(
-    granter: Principal, requested: frozenset[Permission], *, tenant_scoped: bool
+    granter: Principal,
+    requested: frozenset[Permission],
+    *,
+    tenant_scoped: bool,
+    in_tenant: str | None = None,
 ) -> tuple[frozenset[Permission], frozenset[Permission]]:
     """Check a grant of ``requested`` permissions by ``granter``.
+
+    Args:
+        granter: Who grants.
+        requested: What is granted.
+        tenant_scoped: Whether the receiving account is scoped to a tenant.
+        in_tenant: The tenant the grant is made in: the granter may grant what it holds
+            there (a tenant admin's role permissions); ``None`` counts platform holdings only.
 
     Returns:
         ``(beyond_granter, wrong_scope)``: permissions the granter may not grant (403) and
         platform-only permissions asked for a tenant-scoped account (422). Both empty means the
         grant is allowed.
     """
-    grantable = granter.permissions | (REVEAL_PERMISSIONS if granter.may_grant_reveal else set())
+    held = granter.permissions if in_tenant is None else granter.permissions_in(in_tenant)
+    grantable = (held or frozenset()) | (
+        REVEAL_PERMISSIONS if granter.may_grant_reveal else frozenset()
+    )
     beyond = requested - grantable
     wrong_scope = requested & PLATFORM_ONLY if tenant_scoped else frozenset()
     return frozenset(beyond), frozenset(wrong_scope)

@@ -139,7 +139,7 @@ class AccountService:
         authorize(actor, Permission.SERVICE_ACCOUNTS_WRITE, tenant_id=tenant_id)
         name = inputs.name(name)
         beyond, wrong_scope = grant_violations(
-            actor, permissions, tenant_scoped=tenant_id is not None
+            actor, permissions, tenant_scoped=tenant_id is not None, in_tenant=tenant_id
         )
         if beyond:
             raise PermissionDenied(
@@ -230,7 +230,9 @@ class AccountService:
             account = await repo.get(account_id)
             if account is None:
                 raise ServiceAccountNotFound
-            beyond, _ = grant_violations(actor, account.permissions, tenant_scoped=False)
+            beyond, _ = grant_violations(
+                actor, account.permissions, tenant_scoped=False, in_tenant=tenant_id
+            )
             if beyond:
                 raise PermissionDenied(
                     "cannot issue a key for an account holding more than the caller"

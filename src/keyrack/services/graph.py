@@ -16,9 +16,20 @@ from keyrack.services.credits import CreditsService
 from keyrack.services.identities import IdentityService
 from keyrack.services.invalidation import CacheInvalidator
 from keyrack.services.keys import KeyService
-from keyrack.services.ports import Cache, Clock, Entropy, LimitStore, UnitOfWorkFactory
+from keyrack.services.people import PeopleService
+from keyrack.services.ports import (
+    Cache,
+    Clock,
+    Entropy,
+    LimitStore,
+    PasswordHasher,
+    SecretSealer,
+    UnitOfWorkFactory,
+)
 from keyrack.services.ratelimits import LimitService
 from keyrack.services.rbac import RbacService
+from keyrack.services.sessions import SessionService
+from keyrack.services.systemkeys import SystemKeyService
 from keyrack.services.tenants import TenantService
 from keyrack.services.verify import VerifyService
 from keyrack.services.writebehind import WriteBehind
@@ -39,6 +50,9 @@ class Services:
     limit_api: LimitService
     identities: IdentityService
     rbac: RbacService
+    people: PeopleService
+    sessions: SessionService
+    system_keys: SystemKeyService
 
 
 def build_services(
@@ -50,6 +64,8 @@ def build_services(
     key_cache: Cache[KeyRecord],
     principal_cache: Cache[Principal],
     limits: LimitStore,
+    hasher: PasswordHasher,
+    sealer: SecretSealer,
     positive_ttl: float = 30.0,
     negative_ttl: float = 2.0,
     stale_if_error: float = 300.0,
@@ -101,4 +117,16 @@ def build_services(
             uow=uow, clock=clock, entropy=entropy, cache=key_cache, limits=limits
         ),
         rbac=RbacService(uow=uow, clock=clock, entropy=entropy, cache=key_cache),
+        people=PeopleService(uow=uow, clock=clock, entropy=entropy, peppers=peppers, hasher=hasher),
+        sessions=SessionService(
+            uow=uow, clock=clock, entropy=entropy, peppers=peppers, hasher=hasher, limits=limits
+        ),
+        system_keys=SystemKeyService(
+            uow=uow,
+            peppers=peppers,
+            clock=clock,
+            entropy=entropy,
+            sealer=sealer,
+            cache=key_cache,
+        ),
     )

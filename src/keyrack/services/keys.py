@@ -10,6 +10,7 @@ from typing import Any, Final, Literal
 
 from keyrack.domain import ids
 from keyrack.domain import keys as keyformat
+from keyrack.domain.audit import Ref
 from keyrack.domain.budget import Budget
 from keyrack.domain.credits import Credits
 from keyrack.domain.hashing import Peppers
@@ -33,9 +34,12 @@ from keyrack.errors import (
     InvalidInput,
     KeyAlreadyRevoked,
     KeyNotFound,
+    PermissionDenied,
+    SystemKeyManaged,
     TenantNotFound,
 )
 from keyrack.services import inputs
+from keyrack.services.audit import event
 from keyrack.services.authz import authorize
 from keyrack.services.clock import to_datetime
 from keyrack.services.pagination import DEFAULT_LIMIT, Page, paginate
@@ -223,11 +227,43 @@ class KeyService:
         return tenant.key_prefix
 
     @staticmethod
-    async def _existing(repo: KeyRepository, key_id: str) -> ApiKey:
-        key = await repo.get(key_id)
-        if key is None:
+    def _check_visible(actor: Principal, tenant_id: str, key: ApiKey | None) -> ApiKey:
+        """The key, unless it is missing or hidden from the caller (both read as not found).
+
+        A member sees only its own keys, and never its system keys.
+        """
+        owner = actor.own_keys_only(tenant_id)
+        if key is None or (owner is not None and (key.owner_id != owner or key.system)):
             raise KeyNotFound
         return key
+
+    async def _existing(
+        self, actor: Principal, repo: KeyRepository, key_id: str, *, for_update: bool = False
+    ) -> ApiKey:
+        return self._check_visible(
+            actor, repo.tenant_id, await repo.get(key_id, for_update=for_update)
+        )
+
+    @staticmethod
+    async def _audit(
+        uow: UnitOfWork,
+        actor: Principal,
+        action: str,
+        key: ApiKey,
+        *,
+        at: datetime,
+        changed: tuple[str, ...] = (),
+    ) -> None:
+        await uow.audit.record(
+            event(
+                actor,
+                action,
+                tenant_id=key.tenant_id,
+                target=Ref("key", key.id),
+                at=at,
+                changed=changed,
+            )
+        )
 
     async def _check_refs(
         self,
@@ -261,10 +297,16 @@ class KeyService:
 
         Raises:
             TenantNotFound: No such tenant for this caller.
-            PermissionDenied: The caller lacks ``keys.write``.
+            PermissionDenied: The caller lacks ``keys.write``, or is a member creating a key
+                for someone else.
             InvalidInput: ``expires_at`` is not in the future.
         """
-        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id)
+        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id, own=True)
+        owner = actor.own_keys_only(tenant_id)
+        if owner is not None:
+            if spec.owner_id not in (None, owner):
+                raise PermissionDenied("members create keys only for themselves")
+            spec = replace(spec, owner_id=owner)
         now = self._clock.now()
         self._check_expiry(spec.expires_at, now)
         spec = replace(
@@ -309,6 +351,7 @@ class KeyService:
                 limits=spec.limits,
             )
             await uow.keys(tenant_id).add(key, secret)
+            await self._audit(uow, actor, "key.created", key, at=created)
             await uow.commit()
         logger.info("key.created", extra={"tenant_id": tenant_id, "key_id": key_id})
         return key, plaintext
@@ -320,10 +363,10 @@ class KeyService:
             TenantNotFound: No such tenant for this caller.
             KeyNotFound: No such key in this tenant.
         """
-        authorize(actor, Permission.KEYS_READ, tenant_id=tenant_id)
+        authorize(actor, Permission.KEYS_READ, tenant_id=tenant_id, own=True)
         async with self._uow() as uow:
             await self._tenant_prefix(uow, tenant_id)
-            return await self._existing(uow.keys(tenant_id), key_id)
+            return await self._existing(actor, uow.keys(tenant_id), key_id)
 
     async def list(
         self,
@@ -334,14 +377,21 @@ class KeyService:
         limit: int = DEFAULT_LIMIT,
         cursor: str | None = None,
     ) -> Page[ApiKey]:
-        """A page of the tenant's keys, ordered by creation."""
-        authorize(actor, Permission.KEYS_READ, tenant_id=tenant_id)
+        """A page of the tenant's keys, ordered by creation.
+
+        A member sees only its own keys and never its system keys, whatever ``where`` asks.
+        """
+        authorize(actor, Permission.KEYS_READ, tenant_id=tenant_id, own=True)
+        where = where or KeyFilter()
+        owner = actor.own_keys_only(tenant_id)
+        if owner is not None:
+            where = replace(where, owner_id=owner, include_system=False)
         async with self._uow() as uow:
             await self._tenant_prefix(uow, tenant_id)
             repo = uow.keys(tenant_id)
 
             async def fetch(n: int, after: str | None) -> list[ApiKey]:
-                return await repo.list(limit=n, after=after, where=where or KeyFilter())
+                return await repo.list(limit=n, after=after, where=where)
 
             return await paginate(fetch, limit=limit, cursor=cursor, id_prefix="key")
 
@@ -354,8 +404,12 @@ class KeyService:
             KeyNotFound: No such key in this tenant.
             ConcurrentUpdate: Another change to the key committed first.
             InvalidInput: ``expires_at`` is not in the future.
+            PermissionDenied: A member giving its key to someone else.
         """
-        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id)
+        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id, own=True)
+        owner = actor.own_keys_only(tenant_id)
+        if owner is not None and changes.owner_id not in (UNSET, owner):
+            raise PermissionDenied("members cannot give their keys to someone else")
         now = self._clock.now()
         if not isinstance(changes.expires_at, _Unset):
             self._check_expiry(changes.expires_at, now)
@@ -363,7 +417,7 @@ class KeyService:
         async with self._uow() as uow:
             await self._tenant_prefix(uow, tenant_id)
             repo = uow.keys(tenant_id)
-            key = await self._existing(repo, key_id)
+            key = await self._existing(actor, repo, key_id)
             identity_id = changes.identity_id
             await self._check_refs(
                 uow, tenant_id, identity_id if isinstance(identity_id, str) else None, changes, now
@@ -378,6 +432,9 @@ class KeyService:
             updated = replace(key, **values, updated_at=to_datetime(now), version=key.version + 1)
             await self._write(repo, updated, expected_version=key.version)
             await uow.invalidations.record([key_id], at=updated.updated_at)
+            await self._audit(
+                uow, actor, "key.updated", updated, at=updated.updated_at, changed=tuple(values)
+            )
             await uow.commit()
         self._cache.invalidate(key_id)
         credits = updated.limits.credits
@@ -407,7 +464,7 @@ class KeyService:
             KeyNotFound: No such key in this tenant.
             KeyAlreadyRevoked: Disabling or enabling a revoked key.
         """
-        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id)
+        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id, own=True)
         now = self._clock.now()
         target = {
             "revoke": KeyStatus.REVOKED,
@@ -417,7 +474,7 @@ class KeyService:
         async with self._uow() as uow:
             await self._tenant_prefix(uow, tenant_id)
             repo = uow.keys(tenant_id)
-            key = await self._existing(repo, key_id)
+            key = await self._existing(actor, repo, key_id)
             if key.status is KeyStatus.REVOKED and target is not KeyStatus.REVOKED:
                 raise KeyAlreadyRevoked
             if key.status is target:
@@ -432,6 +489,7 @@ class KeyService:
             )
             await self._write(repo, updated, expected_version=key.version)
             await uow.invalidations.record([key_id], at=moment)
+            await self._audit(uow, actor, f"key.{action}d", updated, at=moment, changed=("status",))
             await uow.commit()
         self._cache.invalidate(key_id)
         logger.info(
@@ -454,29 +512,32 @@ class KeyService:
             KeyAlreadyRevoked: The key is revoked.
             ConcurrentUpdate: Another change to the key committed first.
             InvalidInput: ``grace_seconds`` is outside 0 … 31 days.
+            SystemKeyManaged: A system key (rotated only on its system-keys path).
         """
-        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id)
+        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id, own=True)
         if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
             raise InvalidInput(f"grace_seconds must be between 0 and {MAX_GRACE_SECONDS}")
         if key_id in self._rotating:
             raise ConcurrentUpdate("a rotation of this key is already in progress")
         self._rotating.add(key_id)
         try:
-            updated, plaintext = await self._rotate(tenant_id, key_id, grace_seconds)
+            updated, plaintext = await self._rotate(actor, tenant_id, key_id, grace_seconds)
         finally:
             self._rotating.discard(key_id)
         self._cache.invalidate(key_id)
         logger.info("key.rotated", extra={"tenant_id": tenant_id, "key_id": key_id})
         return updated, plaintext
 
-    async def _rotate(self, tenant_id: str, key_id: str, grace_seconds: int) -> tuple[ApiKey, str]:
+    async def _rotate(
+        self, actor: Principal, tenant_id: str, key_id: str, grace_seconds: int
+    ) -> tuple[ApiKey, str]:
         now = self._clock.now()
         async with self._uow() as uow:
             prefix = await self._tenant_prefix(uow, tenant_id)
             repo = uow.keys(tenant_id)
-            key = await repo.get(key_id, for_update=True)
-            if key is None:
-                raise KeyNotFound
+            key = await self._existing(actor, repo, key_id, for_update=True)
+            if key.system:
+                raise SystemKeyManaged
             if key.status is KeyStatus.REVOKED:
                 raise KeyAlreadyRevoked
             secret, plaintext = self._new_secret(
@@ -491,6 +552,7 @@ class KeyService:
             await repo.retire_secrets(key_id, grace_end=grace_end, now=moment)
             await repo.add_secret(secret)
             await uow.invalidations.record([key_id], at=moment)
+            await self._audit(uow, actor, "key.rotated", updated, at=moment, changed=("secret",))
             await uow.commit()
         return updated, plaintext
 
@@ -499,13 +561,20 @@ class KeyService:
 
         Raises:
             KeyNotFound: No such key in this tenant.
+            SystemKeyManaged: A system key (deleted only on its system-keys path).
         """
-        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id)
+        authorize(actor, Permission.KEYS_WRITE, tenant_id=tenant_id, own=True)
+        moment = to_datetime(self._clock.now())
         async with self._uow() as uow:
             await self._tenant_prefix(uow, tenant_id)
-            if not await uow.keys(tenant_id).remove(key_id):
+            repo = uow.keys(tenant_id)
+            key = await self._existing(actor, repo, key_id)
+            if key.system:
+                raise SystemKeyManaged
+            if not await repo.remove(key_id):
                 raise KeyNotFound
-            await uow.invalidations.record([key_id], at=to_datetime(self._clock.now()))
+            await uow.invalidations.record([key_id], at=moment)
+            await self._audit(uow, actor, "key.deleted", key, at=moment)
             await uow.commit()
         self._cache.invalidate(key_id)
         logger.info("key.deleted", extra={"tenant_id": tenant_id, "key_id": key_id})

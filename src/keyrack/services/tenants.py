@@ -110,12 +110,21 @@ class TenantService:
     async def list(
         self, actor: Principal, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
     ) -> Page[Tenant]:
-        """A page of tenants; a tenant-scoped caller sees only its own."""
-        authorize(actor, Permission.TENANTS_READ, tenant_id=actor.tenant_id)
+        """A page of tenants: all for a platform caller, else the caller's own.
+
+        A tenant-scoped service account sees its tenant; a user sees the tenants it is a
+        member of (every role may read its own tenant).
+        """
+        among: list[str] | None
+        if actor.is_user and not actor.is_platform:
+            among = [tenant_id for tenant_id, _ in actor.memberships]
+        else:
+            authorize(actor, Permission.TENANTS_READ, tenant_id=actor.tenant_id)
+            among = None if actor.tenant_id is None else [actor.tenant_id]
         async with self._uow() as uow:
 
             async def fetch(n: int, after: str | None) -> list[Tenant]:
-                return await uow.tenants.list(limit=n, after=after, only=actor.tenant_id)
+                return await uow.tenants.list(limit=n, after=after, among=among)
 
             return await paginate(fetch, limit=limit, cursor=cursor, id_prefix="ten")
 

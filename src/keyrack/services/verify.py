@@ -51,6 +51,7 @@ _DAY_MS: Final = 86_400_000
 # Named tuples built on every limited verify skip their Python-level ``__new__``.
 _new: Final = tuple.__new__
 _MAX_QUERIES: Final = 4096
+_MAX_REQUESTS: Final = 65_536
 
 
 class _Calendar:
@@ -106,6 +107,7 @@ class VerifyService:
         "_peppers",
         "_positive_ttl",
         "_queries",
+        "_requests",
         "_stale_if_error",
         "_uow",
         "_writes",
@@ -137,6 +139,7 @@ class VerifyService:
         self._stale_if_error = stale_if_error
         self._calendar = _Calendar()
         self._queries: dict[str, permission_query.Node] = {}
+        self._requests: dict[str, tuple[tuple[KeyRecord, int, int, int], LimitRequest]] = {}
 
     def parse_query(self, text: str) -> permission_query.Node:
         """Parse a permission query, remembering recent ones (gateways repeat a few queries).
@@ -233,6 +236,40 @@ class VerifyService:
         """One call to the limit store for every limit of the key (a dry run when denied)."""
         now_ms = int(now * 1000)
         cost = facts.cost
+        spend = facts.spend
+        # Without per-limit overrides a key's request changes only with the UTC day (refill
+        # and period boundaries), the cost and the spend: the last one is reused while those
+        # hold, so a warm verify builds no charge (the lease, when there is one, is new).
+        key = (record, now_ms // _DAY_MS, cost, spend)
+        cached = self._requests.get(record.key_id)
+        if cached is not None and cached[0] == key and not facts.ratelimits:
+            request = cached[1]
+        else:
+            request = self._request(record, plan, facts, now_ms)
+            if not facts.ratelimits:
+                if len(self._requests) >= _MAX_REQUESTS:
+                    self._requests.clear()
+                self._requests[record.key_id] = (key, request)
+        if plan.lease_slot is not None and not dry_run:
+            lease = LeaseCharge(
+                plan.lease_slot,
+                plan.max_concurrency,
+                plan.lease_ttl_ms,
+                leases.new_lease_id(
+                    record.tenant_id, record.key_id, self._entropy(leases.ENTROPY_BYTES)
+                ),
+            )
+            request = _new(LimitRequest, (*request[:4], lease))
+        answer = await self._limits.apply(request, dry_run=dry_run)
+        if answer.new_credits is not None or answer.new_budget is not None:
+            self._writes.counters(request, answer)
+        return answer
+
+    def _request(
+        self, record: KeyRecord, plan: LimitPlan, facts: VerifyFacts, now_ms: int
+    ) -> LimitRequest:
+        """The charges of one verify at ``now_ms``, without a lease."""
+        cost = facts.cost
         if cost == 1 and not facts.ratelimits:
             rates = plan.unit_rates
         else:
@@ -244,48 +281,28 @@ class VerifyService:
         credits = None
         if plan.credits_slot is not None and plan.credits is not None:
             balance = plan.credits
-            credits = _new(
-                CreditCharge,
-                (
-                    plan.credits_slot,
-                    balance.remaining or 0,
-                    balance.refilled_at_ms,
-                    plan.credits_version,
-                    balance.refill.amount,
-                    self._calendar.refill_boundary(balance.refill, now_ms),
-                    cost,
-                ),
+            credits = CreditCharge(
+                plan.credits_slot,
+                balance.remaining or 0,
+                balance.refilled_at_ms,
+                plan.credits_version,
+                balance.refill.amount,
+                self._calendar.refill_boundary(balance.refill, now_ms),
+                cost,
             )
         budget = None
         if plan.budget_slot is not None and plan.budget is not None:
             cap = plan.budget
-            budget = _new(
-                BudgetCharge,
-                (
-                    plan.budget_slot,
-                    cap.limit,
-                    cap.soft_limit,
-                    self._calendar.period_start(cap.period, now_ms),
-                    cap.spent,
-                    cap.period_start_ms,
-                    facts.spend,
-                ),
+            budget = BudgetCharge(
+                plan.budget_slot,
+                cap.limit,
+                cap.soft_limit,
+                self._calendar.period_start(cap.period, now_ms),
+                cap.spent,
+                cap.period_start_ms,
+                facts.spend,
             )
-        lease = None
-        if plan.lease_slot is not None and not dry_run:
-            lease = LeaseCharge(
-                plan.lease_slot,
-                plan.max_concurrency,
-                plan.lease_ttl_ms,
-                leases.new_lease_id(
-                    record.tenant_id, record.key_id, self._entropy(leases.ENTROPY_BYTES)
-                ),
-            )
-        request = _new(LimitRequest, (record.tenant_id, rates, credits, budget, lease))
-        answer = await self._limits.apply(request, dry_run=dry_run)
-        if answer.new_credits is not None or answer.new_budget is not None:
-            self._writes.counters(request, answer)
-        return answer
+        return LimitRequest(record.tenant_id, rates, credits, budget)
 
     async def _load(
         self,

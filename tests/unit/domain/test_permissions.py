@@ -1,10 +1,13 @@
 import pytest
 from hypothesis import given
 
+from keyrack.domain.people import TenantRole
 from keyrack.domain.permissions import (
     BOOTSTRAP_PERMISSIONS,
+    PLATFORM_ADMIN_PERMISSIONS,
     PLATFORM_ONLY,
     REVEAL_PERMISSIONS,
+    ROLE_PERMISSIONS,
     Permission,
     Principal,
     grant_violations,
@@ -168,3 +171,46 @@ class TestGrantViolations:
         _, wrong_scope = grant_violations(_principal(*Permission), requested, tenant_scoped=True)
 
         assert requested & PLATFORM_ONLY == wrong_scope
+
+
+class TestRoleMatrix:
+    """``ROLE_PERMISSIONS`` is DESIGN.md §6, row by row."""
+
+    @pytest.mark.parametrize(
+        ("permission", "admin", "member"),
+        [
+            pytest.param(P.TENANTS_READ, True, True, id="read-own-tenant"),
+            pytest.param(P.TENANTS_WRITE, False, False, id="tenants-write-platform-only"),
+            pytest.param(P.KEYS_READ, True, True, id="keys-read-member-own"),
+            pytest.param(P.KEYS_WRITE, True, True, id="keys-write-member-own"),
+            pytest.param(P.VAULT_READ, True, False, id="vault-read"),
+            pytest.param(P.VAULT_WRITE, True, False, id="vault-write"),
+            pytest.param(P.VAULT_REVEAL, False, False, id="vault-reveal-service-only"),
+            pytest.param(P.KEYS_REVEAL, False, False, id="keys-reveal-service-only"),
+            pytest.param(P.MEMBERS_READ, True, False, id="members-read"),
+            pytest.param(P.MEMBERS_WRITE, True, False, id="members-write"),
+            pytest.param(P.AUDIT_READ, True, False, id="audit-read"),
+            pytest.param(P.USAGE_READ, True, True, id="usage-read-member-own"),
+            pytest.param(P.USERS_READ, False, False, id="admin-users"),
+            pytest.param(P.IMPERSONATE, False, False, id="impersonate"),
+        ],
+    )
+    def test_tenant_roles_hold_what_the_design_gives_them(self, permission, admin, member):
+        assert admin == (permission in ROLE_PERMISSIONS[TenantRole.ADMIN])
+        assert member == (permission in ROLE_PERMISSIONS[TenantRole.MEMBER])
+
+    def test_platform_admins_hold_everything_but_the_reveal_permissions(self):
+        assert frozenset(P) - REVEAL_PERMISSIONS == PLATFORM_ADMIN_PERMISSIONS
+
+    def test_member_key_permissions_are_own_keys_only(self):
+        member = Principal(
+            kind="user",
+            id="usr_1",
+            tenant_id=None,
+            permissions=frozenset(),
+            memberships=(("ten_a", TenantRole.MEMBER), ("ten_b", TenantRole.ADMIN)),
+        )
+        assert "usr_1" == member.own_keys_only("ten_a")
+        assert member.own_keys_only("ten_b") is None
+        assert member.permissions_in("ten_c") is None
+        assert not member.is_platform
