@@ -7,20 +7,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keyrack._version import __version__
-from keyrack.api import problems
+from keyrack.api import access, problems
 from keyrack.api.middleware import GuardMiddleware
 from keyrack.api.routers import (
     accounts,
+    auth,
     health,
     identities,
     keys,
     limits,
+    people,
     rbac,
+    systemkeys,
     tenants,
     verify,
 )
@@ -174,7 +178,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Keyrack
     problems.install(app)
     app.add_middleware(GuardMiddleware)
     app.fast_routes[verify.PATH] = ("POST", verify.verify)
-    for router in (
+    routers = (
         health.router,
         tenants.router,
         keys.router,
@@ -182,8 +186,25 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Keyrack
         accounts.router,
         identities.router,
         rbac.router,
-    ):
-        app.include_router(router)
+        auth.router,
+        people.router,
+        systemkeys.router,
+    )
+    for router in routers:
+        app.include_router(router, dependencies=[Depends(access.enforce)])
+    access.check_routes(
+        [
+            *access.served_routes(
+                [
+                    route
+                    for router in routers
+                    for route in router.routes
+                    if isinstance(route, APIRoute)
+                ]
+            ),
+            ("POST", verify.PATH),
+        ]
+    )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

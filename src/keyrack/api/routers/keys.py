@@ -111,6 +111,9 @@ async def list_keys(
     runtime: RuntimeDep,
     status: Annotated[KeyStatus | None, Query()] = None,
     owner_id: Annotated[str | None, Query(max_length=255)] = None,
+    include_system: Annotated[
+        bool, Query(description="Also list system keys (members never see them).")
+    ] = False,
     limit: LimitQuery = DEFAULT_PAGE,
     cursor: CursorQuery = None,
 ) -> Page[KeyRead]:
@@ -118,7 +121,7 @@ async def list_keys(
     page = await runtime.keys.list(
         actor,
         tenant_id,
-        where=KeyFilter(status=status, owner_id=owner_id),
+        where=KeyFilter(status=status, owner_id=owner_id, include_system=include_system),
         limit=limit,
         cursor=cursor,
     )
