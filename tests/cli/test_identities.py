@@ -1,3 +1,4 @@
+import json
 from typing import Any
 
 import pytest
@@ -319,3 +320,134 @@ class TestDelete:
             result.exit_code,
             _error(result),
         )
+
+
+class TestCredits:
+    """``keyrack identities credits``: the shared balance, read live and changed."""
+
+    def _credits(self, cli, tenant_id, identity_id, *args):
+        return cli.json("identities", "credits", "--tenant", tenant_id, identity_id, *args)
+
+    def test_reads_the_balance_its_keys_spend(self, ready, tenant_id):
+        identity = _create(ready, tenant_id, "--credits", "3", "--refill", "daily:3")
+        secret = ready.key(tenant_id, "--identity-id", identity["id"])["secret"]
+        ready.run("keys", "verify", secret)
+        ready.run("keys", "verify", secret)
+
+        shown = self._credits(ready, tenant_id, identity["id"])
+
+        assert {"remaining": 1, "refill": {"interval": "daily", "amount": 3, "day": None}} == shown
+
+    def test_add_and_sub_change_the_shared_balance(self, ready, tenant_id):
+        identity = _create(ready, tenant_id, "--credits", "3")
+        secret = ready.key(tenant_id, "--identity-id", identity["id"])["secret"]
+
+        changed = [
+            self._credits(ready, tenant_id, identity["id"], *args)["remaining"]
+            for args in (["--add", "5"], ["--sub", "4"])
+        ]
+        verified = json.loads(ready.run("keys", "verify", secret, "--json").stdout)
+
+        assert [8, 4] == changed
+        assert 3 == verified["credits"]["remaining"]
+        assert 3 == self._credits(ready, tenant_id, identity["id"])["remaining"]
+
+    @pytest.mark.xfail(
+        reason="CreditsService._set updates an identity through SqlIdentityRepository.update, "
+        "which leaves the credits snapshot alone, and never calls write_credits: the new "
+        "balance lives only in this process's limit store",
+        strict=True,
+    )
+    def test_set_outlives_the_command(self, ready, tenant_id):
+        identity = _create(ready, tenant_id, "--credits", "3")
+
+        changed = self._credits(ready, tenant_id, identity["id"], "--set", "10")
+
+        assert 10 == changed["remaining"]
+        assert 10 == self._credits(ready, tenant_id, identity["id"])["remaining"]
+
+    def test_a_key_with_its_own_balance_leaves_the_identitys_alone(self, ready, tenant_id):
+        identity = _create(ready, tenant_id, "--credits", "5")
+        secret = ready.key(tenant_id, "--identity-id", identity["id"], "--credits", "2")["secret"]
+        ready.run("keys", "verify", secret)
+
+        assert 5 == self._credits(ready, tenant_id, identity["id"])["remaining"]
+
+    def test_human_output_lists_the_balance_and_refill(self, ready, tenant_id):
+        identity = _create(ready, tenant_id, "--credits", "3")
+
+        result = ready.ok(
+            "identities", "credits", "--tenant", tenant_id, identity["id"], "--add", "2"
+        )
+
+        assert ["remaining: 5", 'refill:    {"interval":"never","amount":0,"day":null}'] == (
+            result.stdout.splitlines()
+        )
+
+    def test_an_identity_without_credits_is_unlimited(self, ready, tenant_id):
+        identity = _create(ready, tenant_id)
+
+        shown = self._credits(ready, tenant_id, identity["id"])
+        result = ready.run(
+            "identities", "credits", "--tenant", tenant_id, identity["id"], "--add", "1"
+        )
+
+        assert {"remaining": None, "refill": NEVER} == shown
+        assert 2 == result.exit_code
+        assert "this balance is unlimited" in _error(result)
+
+    def test_a_decrement_below_zero_exits_2_and_changes_nothing(self, ready, tenant_id):
+        identity = _create(ready, tenant_id, "--credits", "3")
+
+        result = ready.run(
+            "identities", "credits", "--tenant", tenant_id, identity["id"], "--sub", "4"
+        )
+
+        assert 2 == result.exit_code
+        assert "(credits.insufficient)" in _error(result)
+        assert 3 == self._credits(ready, tenant_id, identity["id"])["remaining"]
+
+    def test_more_than_one_change_is_a_usage_error(self, ready, tenant_id):
+        identity = _create(ready, tenant_id, "--credits", "3")
+
+        result = ready.run(
+            "identities",
+            "credits",
+            "--tenant",
+            tenant_id,
+            identity["id"],
+            "--set",
+            "1",
+            "--add",
+            "1",
+        )
+
+        assert 2 == result.exit_code
+        assert "give at most one of --set, --add and --sub" in result.stderr
+        assert 3 == self._credits(ready, tenant_id, identity["id"])["remaining"]
+
+    def test_a_key_id_is_not_an_identity(self, ready, tenant_id):
+        key = ready.key(tenant_id, "--credits", "3")["key"]
+
+        result = ready.run("identities", "credits", "--tenant", tenant_id, key["id"], "--set", "9")
+
+        assert (2, "error: identity not found (identity.not_found)") == (
+            result.exit_code,
+            _error(result),
+        )
+        assert 3 == ready.json("keys", "credits", "--tenant", tenant_id, key["id"])["remaining"]
+
+    @pytest.mark.parametrize(
+        ("tenant", "identity_id", "message"),
+        [
+            ("own", "idn_nope", "error: identity not found (identity.not_found)"),
+            ("ten_nope", "idn_nope", "error: tenant not found (tenant.not_found)"),
+        ],
+        ids=["unknown-identity", "unknown-tenant"],
+    )
+    def test_unknown_objects_exit_2(self, ready, tenant_id, tenant, identity_id, message):
+        tenant = tenant_id if tenant == "own" else tenant
+
+        result = ready.run("identities", "credits", "--tenant", tenant, identity_id)
+
+        assert (2, message) == (result.exit_code, _error(result))

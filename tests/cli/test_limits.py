@@ -78,6 +78,18 @@ class TestKeyPolicyAndLimits:
         )
         assert 2 == result.exit_code
 
+    def test_an_identity_id_is_not_a_key(self, ready, tenant_id):
+        identity = ready.json(
+            "identities", "create", "--tenant", tenant_id, "--external-id", "c", "--credits", "3"
+        )
+
+        result = ready.run("keys", "credits", "--tenant", tenant_id, identity["id"], "--set", "9")
+
+        assert 2 == result.exit_code
+        assert "error: key not found (key.not_found)" == result.stderr.splitlines()[-1]
+        shown = ready.json("identities", "credits", "--tenant", tenant_id, identity["id"])
+        assert 3 == shown["remaining"]
+
     @pytest.mark.parametrize(
         "args",
         [

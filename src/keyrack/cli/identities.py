@@ -7,14 +7,20 @@ from typing import Final
 import click
 
 from keyrack.cli import params
+from keyrack.cli.limits import (
+    credits_command,
+    credits_from_options,
+    credits_option,
+    rate_limit_option,
+    refill_option,
+)
 from keyrack.cli.output import emit_json, json_option, show_fields, show_next_cursor, show_table
 from keyrack.cli.runner import pass_settings, run
 from keyrack.cli.tenants import cursor_option, limit_option
 from keyrack.config import Settings
-from keyrack.domain.credits import MAX_AMOUNT, NO_REFILL, Credits, Refill, RefillInterval
+from keyrack.domain.credits import Credits, Refill
 from keyrack.domain.models import Identity
 from keyrack.domain.ratelimit import RateLimit
-from keyrack.errors import InvalidInput
 from keyrack.schemas.common import Page
 from keyrack.schemas.identities import IdentityRead
 from keyrack.services.authz import OPERATOR
@@ -27,99 +33,9 @@ tenant_option = click.option("--tenant", "tenant_id", required=True, help="Tenan
 identity_id_argument = click.argument("identity_id")
 
 
-def _integer(text: str, what: str) -> int:
-    if not text.isascii() or not text.isdigit():
-        raise ValueError(f"{what} must be a whole number, not {text!r}")
-    return int(text)
-
-
-class RateLimitParam(click.ParamType[RateLimit]):
-    """``NAME:LIMIT:WINDOW_SECONDS``, e.g. ``requests:100:60`` (the name may contain ``:``)."""
-
-    name = "name:limit:window_seconds"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> RateLimit:
-        """Parse and bound-check one rate limit."""
-        if isinstance(value, RateLimit):
-            return value
-        parts = str(value).rsplit(":", 2)
-        if len(parts) != 3:
-            self.fail(
-                f"{value!r} is not NAME:LIMIT:WINDOW_SECONDS, e.g. requests:100:60", param, ctx
-            )
-        name, limit, window = parts
-        try:
-            return RateLimit(
-                name, _integer(limit, "limit"), _integer(window, "window_seconds") * 1000
-            )
-        except InvalidInput as exc:
-            self.fail(exc.message, param, ctx)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-def _refill(text: str) -> Refill:
-    interval, *rest = text.split(":")
-    if interval == RefillInterval.NEVER and not rest:
-        return NO_REFILL
-    if interval == RefillInterval.DAILY and len(rest) == 1:
-        return Refill(RefillInterval.DAILY, _integer(rest[0], "amount"))
-    if interval == RefillInterval.MONTHLY and len(rest) == 2:
-        amount, day = _integer(rest[0], "amount"), _integer(rest[1], "day")
-        return Refill(RefillInterval.MONTHLY, amount, day)
-    raise ValueError(f"{text!r} is not never, daily:AMOUNT or monthly:AMOUNT:DAY")
-
-
-class RefillParam(click.ParamType[Refill]):
-    """``never``, ``daily:AMOUNT`` or ``monthly:AMOUNT:DAY`` (UTC; day 1-31, clamped)."""
-
-    name = "refill"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> Refill:
-        """Parse and bound-check a refill policy."""
-        if isinstance(value, Refill):
-            return value
-        try:
-            return _refill(str(value))
-        except InvalidInput as exc:
-            self.fail(exc.message, param, ctx)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-RATE_LIMIT: Final = RateLimitParam()
-REFILL: Final = RefillParam()
-
-rate_limit_option = click.option(
-    "--rate-limit",
-    "rate_limits",
-    multiple=True,
-    type=RATE_LIMIT,
-    help="NAME:LIMIT:WINDOW_SECONDS shared by the identity's keys (repeatable).",
-)
-credits_option = click.option(
-    "--credits",
-    type=click.IntRange(0, MAX_AMOUNT),
-    help="Credits balance shared by the identity's keys.",
-)
-refill_option = click.option(
-    "--refill", type=REFILL, help="With --credits: never, daily:AMOUNT or monthly:AMOUNT:DAY (UTC)."
-)
 meta_option = click.option(
     "--meta", type=params.JSON_OBJECT, help="JSON object returned by verify."
 )
-
-
-def _credits(credits: int | None, refill: Refill | None) -> Credits | None:
-    if credits is None:
-        if refill is not None:
-            raise click.UsageError("--refill needs --credits (the balance to start from)")
-        return None
-    return Credits(credits, refill or NO_REFILL)
 
 
 def _show(identity: Identity, *, as_json: bool) -> None:
@@ -160,7 +76,7 @@ def create(
         external_id=external_id,
         meta=meta or {},
         rate_limits=rate_limits,
-        credits=_credits(credits, refill),
+        credits=credits_from_options(credits, refill),
     )
     identity = run(settings, lambda rt: rt.identities.create(OPERATOR, tenant_id, spec))
     _show(identity, as_json=as_json)
@@ -249,7 +165,7 @@ def update(
     if no_credits:
         new_credits = None
     elif credits is not None or refill is not None:
-        new_credits = _credits(credits, refill)
+        new_credits = credits_from_options(credits, refill)
     changes = IdentityChanges(
         external_id=UNSET if external_id is None else external_id,
         meta=UNSET if meta is None else meta,
@@ -274,3 +190,6 @@ def delete(settings: Settings, *, tenant_id: str, identity_id: str, as_json: boo
         emit_json({"id": identity_id, "deleted": True})
     else:
         click.echo(f"deleted {identity_id}")
+
+
+identities.add_command(credits_command("identity"))

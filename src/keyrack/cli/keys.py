@@ -9,8 +9,13 @@ from typing import Final
 import click
 
 from keyrack.cli import params
-from keyrack.cli.identities import _credits as identity_credits
-from keyrack.cli.identities import credits_option, rate_limit_option, refill_option
+from keyrack.cli.limits import (
+    credits_command,
+    credits_from_options,
+    credits_option,
+    rate_limit_option,
+    refill_option,
+)
 from keyrack.cli.output import (
     emit_json,
     json_option,
@@ -39,10 +44,8 @@ from keyrack.domain.verification import VerifyFacts
 from keyrack.errors import InvalidInput
 from keyrack.schemas.common import Page
 from keyrack.schemas.keys import KeyCreated, KeyRead
-from keyrack.schemas.limits import CreditsRead
 from keyrack.schemas.render import verify_body
 from keyrack.services.authz import OPERATOR
-from keyrack.services.credits import CreditsOp
 from keyrack.services.keys import MAX_GRACE_SECONDS, NewKey, StatusAction
 from keyrack.services.ports import KeyFilter
 
@@ -200,7 +203,7 @@ def create(
     )
     limits = Limits(
         rate_limits=rate_limits,
-        credits=identity_credits(credits, refill),
+        credits=credits_from_options(credits, refill),
         budget=budget,
         max_concurrency=max_concurrency,
         lease_ttl_seconds=lease_ttl_seconds,
@@ -376,69 +379,4 @@ def verify(
     ctx.exit(0 if result.valid else 1)
 
 
-@keys.command()
-@tenant_option
-@key_id_argument
-@click.option(
-    "--set", "set_to", type=click.IntRange(0, MAX_AMOUNT), help="Set the balance to this."
-)
-@click.option("--add", type=click.IntRange(0, MAX_AMOUNT), help="Increment the balance.")
-@click.option("--sub", type=click.IntRange(0, MAX_AMOUNT), help="Decrement the balance.")
-@json_option
-@pass_settings
-def credits(
-    settings: Settings,
-    *,
-    tenant_id: str,
-    key_id: str,
-    set_to: int | None,
-    add: int | None,
-    sub: int | None,
-    as_json: bool,
-) -> None:
-    """Show a key's live credits balance, or change it with --set, --add or --sub."""
-    show_credits(settings, tenant_id, key_id, set_to=set_to, add=add, sub=sub, as_json=as_json)
-
-
-def show_credits(
-    settings: Settings,
-    tenant_id: str,
-    owner_id: str,
-    *,
-    set_to: int | None,
-    add: int | None,
-    sub: int | None,
-    as_json: bool,
-) -> None:
-    """Read or change the balance of a key or an identity and print it.
-
-    Raises:
-        click.UsageError: More than one of --set, --add and --sub.
-    """
-    asked: list[tuple[CreditsOp, int | None]] = [
-        ("set", set_to),
-        ("increment", add),
-        ("decrement", sub),
-    ]
-    chosen = [(op, amount) for op, amount in asked if amount is not None]
-    if len(chosen) > 1:
-        raise click.UsageError("give at most one of --set, --add and --sub")
-    if chosen:
-        op, amount = chosen[0]
-        balance = run(
-            settings,
-            lambda rt: rt.credits.change(
-                OPERATOR,
-                tenant_id,
-                owner_id,
-                op=op,
-                amount=amount,
-            ),
-        )
-    else:
-        balance = run(settings, lambda rt: rt.credits.get(OPERATOR, tenant_id, owner_id))
-    wire = CreditsRead.of(balance.remaining, balance.refill)
-    if as_json:
-        emit_json(wire.model_dump(mode="json"))
-    else:
-        show_fields(wire.model_dump(mode="json"))
+keys.add_command(credits_command("key"))

@@ -19,6 +19,7 @@ from keyrack.cli.db import db
 from keyrack.cli.identities import identities
 from keyrack.cli.keys import keys
 from keyrack.cli.limits import leases, ratelimit
+from keyrack.cli.people import impersonate, invitations, members, system_keys, users
 from keyrack.cli.rbac import permissions, roles
 from keyrack.cli.server import serve
 from keyrack.cli.tenants import tenants
@@ -28,16 +29,26 @@ from keyrack.errors import (
     BackendUnavailable,
     ConfigurationError,
     Conflict,
+    Gone,
     InvalidInput,
     KeyrackError,
     NotFound,
     PermissionDenied,
+    TooManyAttempts,
 )
 from keyrack.logging import configure
 
 EXIT_BAD_INPUT: Final = 2
 EXIT_ENVIRONMENT: Final = 3
-_BAD_INPUT: Final = (InvalidInput, NotFound, Conflict, PermissionDenied, AuthenticationFailed)
+_BAD_INPUT: Final = (
+    InvalidInput,
+    NotFound,
+    Conflict,
+    Gone,
+    PermissionDenied,
+    AuthenticationFailed,
+    TooManyAttempts,
+)
 
 
 class OperatorError(click.ClickException):
@@ -135,6 +146,11 @@ for command in (
     roles,
     ratelimit,
     leases,
+    users,
+    members,
+    invitations,
+    system_keys,
+    impersonate,
 ):
     cli.add_command(command)
 
