@@ -19,6 +19,7 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from keyrack.backends.passwords import Argon2PasswordHasher
 from keyrack.config import Settings
 from keyrack.runtime import Runtime, open_runtime
 from keyrack.store.engine import make_engine, normalize_url
@@ -136,7 +137,9 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def runtime(settings: Settings, clock: FakeClock) -> AsyncIterator[Runtime]:
     """The whole service graph on the parametrized database, with a fake clock."""
-    rt = await open_runtime(settings, clock=clock)
+    # Production argon2 parameters cost ~1 s a hash on a loaded 2-core machine; the tests'
+    # profile is the same algorithm with its smallest cost (backends/passwords.py tests both).
+    rt = await open_runtime(settings, clock=clock, hasher=Argon2PasswordHasher.for_tests())
     try:
         yield rt
     finally:

@@ -29,7 +29,7 @@ from keyrack.services.invalidation import CacheInvalidator
 from keyrack.services.keys import KeyService
 from keyrack.services.limits import ResilientLimits
 from keyrack.services.people import PeopleService
-from keyrack.services.ports import Clock, Entropy, LimitStore, UnitOfWork
+from keyrack.services.ports import Clock, Entropy, LimitStore, PasswordHasher, UnitOfWork
 from keyrack.services.ratelimits import LimitService
 from keyrack.services.rbac import RbacService
 from keyrack.services.sessions import SessionService
@@ -153,6 +153,7 @@ async def open_runtime(
     run_migrations: bool = True,
     clock: Clock | None = None,
     entropy: Entropy | None = None,
+    hasher: PasswordHasher | None = None,
 ) -> Runtime:
     """Build every service from ``settings``; migrate the database first unless told not to.
 
@@ -178,7 +179,7 @@ async def open_runtime(
         peppers=peppers,
         clock=clock,
         limits=limit_store(settings, clock),
-        hasher=Argon2PasswordHasher(),
+        hasher=hasher or Argon2PasswordHasher(),
         sealer=AesGcmSealer(secrets.master_keys),
         entropy=entropy or system_entropy,
         key_cache=key_cache,

@@ -18,6 +18,7 @@ import pytest
 
 from keyrack.api.access import ROUTES, Rule, Where
 from keyrack.api.app import create_app
+from keyrack.backends.passwords import Argon2PasswordHasher
 from keyrack.config import Settings, generate_secrets_file
 from keyrack.domain.people import TenantRole
 from keyrack.domain.permissions import (
@@ -119,7 +120,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         database_url=f"sqlite+aiosqlite:///{tmp / 'matrix.db'}",
         secrets_file=secrets_file,
     )
-    runtime = await open_runtime(settings)
+    runtime = await open_runtime(settings, hasher=Argon2PasswordHasher.for_tests())
     try:
         root_key = await runtime.accounts.bootstrap()
         assert root_key is not None
