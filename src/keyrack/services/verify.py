@@ -26,7 +26,6 @@ from keyrack.domain.limits import (
     BudgetCharge,
     CreditCharge,
     LeaseCharge,
-    LimitAnswer,
     LimitPlan,
     LimitRequest,
     RateCharge,
@@ -51,7 +50,6 @@ _DAY_MS: Final = 86_400_000
 # Named tuples built on every limited verify skip their Python-level ``__new__``.
 _new: Final = tuple.__new__
 _MAX_QUERIES: Final = 4096
-_MAX_REQUESTS: Final = 65_536
 
 
 class _Calendar:
@@ -107,6 +105,7 @@ class VerifyService:
         "_peppers",
         "_positive_ttl",
         "_queries",
+        "_request_cache_size",
         "_requests",
         "_stale_if_error",
         "_uow",
@@ -126,6 +125,7 @@ class VerifyService:
         positive_ttl: float = 30.0,
         negative_ttl: float = 2.0,
         stale_if_error: float = 300.0,
+        request_cache_size: int = 65_536,
     ) -> None:
         self._uow = uow
         self._cache = cache
@@ -140,6 +140,7 @@ class VerifyService:
         self._calendar = _Calendar()
         self._queries: dict[str, permission_query.Node] = {}
         self._requests: dict[str, tuple[tuple[KeyRecord, int, int, int], LimitRequest]] = {}
+        self._request_cache_size = request_cache_size
 
     def parse_query(self, text: str) -> permission_query.Node:
         """Parse a permission query, remembering recent ones (gateways repeat a few queries).
@@ -201,10 +202,12 @@ class VerifyService:
             if outcome is Outcome.VALID:
                 self._writes.touch(record.tenant_id, record.key_id, now)
             return VerifyResult(outcome, record, reason)
-        answer = await self._charge(
-            record, plan, facts, now=now, dry_run=outcome is not Outcome.VALID
-        )
-        if outcome is Outcome.VALID:
+        dry_run = outcome is not Outcome.VALID
+        request = self._limit_request(record, plan, facts, now, dry_run=dry_run)
+        answer = await self._limits.apply(request, dry_run=dry_run)
+        if answer.new_credits is not None or answer.new_budget is not None:
+            self._writes.counters(request, answer)
+        if not dry_run:
             outcome = answer.outcome
             if outcome is Outcome.VALID:
                 self._writes.touch(record.tenant_id, record.key_id, now)
@@ -230,40 +233,39 @@ class VerifyService:
                 return outcome, reason
         return Outcome.VALID, None
 
-    async def _charge(
-        self, record: KeyRecord, plan: LimitPlan, facts: VerifyFacts, *, now: float, dry_run: bool
-    ) -> LimitAnswer:
-        """One call to the limit store for every limit of the key (a dry run when denied)."""
+    def _limit_request(
+        self, record: KeyRecord, plan: LimitPlan, facts: VerifyFacts, now: float, *, dry_run: bool
+    ) -> LimitRequest:
+        """Every limit of the key as one request to the limit store (no lease on a dry run).
+
+        Without per-limit overrides a key's charges change only with the UTC day (refill and
+        period boundaries), the cost and the spend, so the last request is reused while those
+        hold: a warm verify builds no charge (only the lease, when the key has one, is new), and
+        the memory store recognises the very rate charges it compiled. The last request of at
+        most ``request_cache_size`` keys is kept; past that, all are dropped and rebuilt on use.
+        """
         now_ms = int(now * 1000)
-        cost = facts.cost
-        spend = facts.spend
-        # Without per-limit overrides a key's request changes only with the UTC day (refill
-        # and period boundaries), the cost and the spend: the last one is reused while those
-        # hold, so a warm verify builds no charge (the lease, when there is one, is new).
-        key = (record, now_ms // _DAY_MS, cost, spend)
+        key = (record, now_ms // _DAY_MS, facts.cost, facts.spend)
         cached = self._requests.get(record.key_id)
         if cached is not None and cached[0] == key and not facts.ratelimits:
             request = cached[1]
         else:
             request = self._request(record, plan, facts, now_ms)
             if not facts.ratelimits:
-                if len(self._requests) >= _MAX_REQUESTS:
+                if len(self._requests) >= self._request_cache_size:
                     self._requests.clear()
                 self._requests[record.key_id] = (key, request)
-        if plan.lease_slot is not None and not dry_run:
-            lease = LeaseCharge(
-                plan.lease_slot,
-                plan.max_concurrency,
-                plan.lease_ttl_ms,
-                leases.new_lease_id(
-                    record.tenant_id, record.key_id, self._entropy(leases.ENTROPY_BYTES)
-                ),
-            )
-            request = _new(LimitRequest, (*request[:4], lease))
-        answer = await self._limits.apply(request, dry_run=dry_run)
-        if answer.new_credits is not None or answer.new_budget is not None:
-            self._writes.counters(request, answer)
-        return answer
+        if plan.lease_slot is None or dry_run:
+            return request
+        lease = LeaseCharge(
+            plan.lease_slot,
+            plan.max_concurrency,
+            plan.lease_ttl_ms,
+            leases.new_lease_id(
+                record.tenant_id, record.key_id, self._entropy(leases.ENTROPY_BYTES)
+            ),
+        )
+        return _new(LimitRequest, (*request[:4], lease))
 
     def _request(
         self, record: KeyRecord, plan: LimitPlan, facts: VerifyFacts, now_ms: int
@@ -281,28 +283,34 @@ class VerifyService:
         credits = None
         if plan.credits_slot is not None and plan.credits is not None:
             balance = plan.credits
-            credits = CreditCharge(
-                plan.credits_slot,
-                balance.remaining or 0,
-                balance.refilled_at_ms,
-                plan.credits_version,
-                balance.refill.amount,
-                self._calendar.refill_boundary(balance.refill, now_ms),
-                cost,
+            credits = _new(
+                CreditCharge,
+                (
+                    plan.credits_slot,
+                    balance.remaining or 0,
+                    balance.refilled_at_ms,
+                    plan.credits_version,
+                    balance.refill.amount,
+                    self._calendar.refill_boundary(balance.refill, now_ms),
+                    cost,
+                ),
             )
         budget = None
         if plan.budget_slot is not None and plan.budget is not None:
             cap = plan.budget
-            budget = BudgetCharge(
-                plan.budget_slot,
-                cap.limit,
-                cap.soft_limit,
-                self._calendar.period_start(cap.period, now_ms),
-                cap.spent,
-                cap.period_start_ms,
-                facts.spend,
+            budget = _new(
+                BudgetCharge,
+                (
+                    plan.budget_slot,
+                    cap.limit,
+                    cap.soft_limit,
+                    self._calendar.period_start(cap.period, now_ms),
+                    cap.spent,
+                    cap.period_start_ms,
+                    facts.spend,
+                ),
             )
-        return LimitRequest(record.tenant_id, rates, credits, budget)
+        return _new(LimitRequest, (record.tenant_id, rates, credits, budget, None))
 
     async def _load(
         self,
