@@ -74,8 +74,9 @@ class LimitService:
         authorize(actor, Permission.KEYS_VERIFY, tenant_id=scope)
         if scope is not None and tenant_id is not None:
             async with self._uow() as uow:
-                if await uow.tenants.get(scope) is None:
-                    raise TenantNotFound
+                tenant = await uow.tenants.get(scope)
+            if tenant is None:
+                raise TenantNotFound
         rate = RateLimit(namespace, limit, window_seconds * 1000)
         request = LimitRequest(
             scope or PLATFORM_NAMESPACE, (RateCharge(_slot(namespace, identifier), rate, cost),)
