@@ -64,7 +64,7 @@ ROUTES: Final[dict[tuple[str, str], Rule]] = {
     ("POST", "/v1/tenants"): Rule(Where.PLATFORM, P.TENANTS_WRITE),
     ("GET", "/v1/tenants"): Rule(Where.SCOPE, P.TENANTS_READ),
     ("GET", _T): Rule(Where.TENANT, P.TENANTS_READ),
-    ("PATCH", _T): Rule(Where.PLATFORM, P.TENANTS_WRITE),
+    ("PATCH", _T): Rule(Where.TENANT, P.TENANTS_WRITE),
     ("DELETE", _T): Rule(Where.PLATFORM, P.TENANTS_WRITE),
     # keys
     ("POST", _T + "/keys"): Rule(Where.TENANT, P.KEYS_WRITE, own=True),
