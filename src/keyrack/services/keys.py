@@ -176,6 +176,31 @@ def _checked_changes(changes: KeyChanges) -> KeyChanges:
     return replace(changes, **updates)  # type: ignore[arg-type]  # each value keeps its field's type
 
 
+def new_secret(
+    peppers: Peppers,
+    entropy: Entropy,
+    *,
+    key_id: str,
+    tenant_id: str,
+    prefix: str,
+    secret_id: str,
+    now: float,
+) -> tuple[KeySecret, str]:
+    """A fresh key secret in the tenant's prefix: its stored record and its plaintext."""
+    plaintext = keyformat.generate(prefix, entropy=entropy(keyformat.RANDOM_BYTES))
+    secret = KeySecret(
+        id=secret_id,
+        key_id=key_id,
+        tenant_id=tenant_id,
+        digest=peppers.digest(plaintext),
+        pepper_version=peppers.current_version,
+        start=keyformat.display_start(plaintext),
+        created_at=to_datetime(now),
+        expires_at=None,
+    )
+    return secret, plaintext
+
+
 class KeyService:
     """Management of end-user API keys; every change drops the key from the verify cache."""
 
@@ -206,18 +231,15 @@ class KeyService:
     def _new_secret(
         self, *, key_id: str, tenant_id: str, prefix: str, now: float
     ) -> tuple[KeySecret, str]:
-        plaintext = keyformat.generate(prefix, entropy=self._entropy(keyformat.RANDOM_BYTES))
-        secret = KeySecret(
-            id=self._new_id("sec", now),
+        return new_secret(
+            self._peppers,
+            self._entropy,
             key_id=key_id,
             tenant_id=tenant_id,
-            digest=self._peppers.digest(plaintext),
-            pepper_version=self._peppers.current_version,
-            start=keyformat.display_start(plaintext),
-            created_at=to_datetime(now),
-            expires_at=None,
+            prefix=prefix,
+            secret_id=self._new_id("sec", now),
+            now=now,
         )
-        return secret, plaintext
 
     @staticmethod
     async def _tenant_prefix(uow: UnitOfWork, tenant_id: str) -> str:

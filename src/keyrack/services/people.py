@@ -81,20 +81,6 @@ class TenantPeople:
     invitations: tuple[Invitation, ...]
 
 
-def _email(value: str) -> str:
-    try:
-        return check_email(value)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-
-
-def _password(value: str) -> str:
-    try:
-        return check_password(value)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-
-
 def _role(value: str) -> TenantRole:
     try:
         return TenantRole(value)
@@ -154,9 +140,13 @@ class PeopleService:
             raise PermissionDenied(
                 "only a caller holding every platform-admin permission may create a platform admin"
             )
-        email = _email(email)
+        email = inputs.checked(check_email, email)
         name = inputs.name(name)
-        password_hash = None if password is None else await self._hasher.hash(_password(password))
+        password_hash = (
+            None
+            if password is None
+            else await self._hasher.hash(inputs.checked(check_password, password))
+        )
         now = self._clock.now()
         user = User(
             id=self._new_id("usr", now),
@@ -399,7 +389,7 @@ class PeopleService:
             InvalidInput: A bad email or role.
         """
         authorize(actor, Permission.MEMBERS_WRITE, tenant_id=tenant_id)
-        email = _email(email)
+        email = inputs.checked(check_email, email)
         wanted = _role(role)
         now = self._clock.now()
         token = keyformat.generate(INVITATION_PREFIX, entropy=self._entropy(keyformat.RANDOM_BYTES))
@@ -522,7 +512,7 @@ class PeopleService:
         if not token.startswith(INVITATION_PREFIX + "_") or not keyformat.is_well_formed(token):
             raise InvitationNotFound
         checked_name = None if name is None else inputs.name(name)
-        checked_password = None if password is None else _password(password)
+        checked_password = None if password is None else inputs.checked(check_password, password)
         now = self._clock.now()
         moment = to_datetime(now)
         async with self._uow() as uow:

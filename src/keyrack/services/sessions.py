@@ -54,6 +54,7 @@ from keyrack.services.ports import (
     Entropy,
     LimitStore,
     PasswordHasher,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
 
@@ -132,6 +133,13 @@ class SessionService:
         )
         return token, secret
 
+    async def _store(self, uow: UnitOfWork, token: UserToken, secret: str) -> None:
+        await uow.user_tokens.add(
+            token,
+            digest=self._peppers.digest(secret),
+            pepper_version=self._peppers.current_version,
+        )
+
     # -- login ----------------------------------------------------------------------------
 
     def _login_charges(self, email: str, ip: str | None, cost: int) -> LimitRequest:
@@ -204,11 +212,7 @@ class SessionService:
         async with self._uow() as uow:
             if new_hash is not None:
                 await uow.users.set_password(user.id, new_hash)
-            await uow.user_tokens.add(
-                token,
-                digest=self._peppers.digest(secret),
-                pepper_version=self._peppers.current_version,
-            )
+            await self._store(uow, token, secret)
             await uow.audit.record(
                 AuditEvent(
                     tenant_id=None,
@@ -303,11 +307,7 @@ class SessionService:
             name=inputs.name(name),
         )
         async with self._uow() as uow:
-            await uow.user_tokens.add(
-                token,
-                digest=self._peppers.digest(secret),
-                pepper_version=self._peppers.current_version,
-            )
+            await self._store(uow, token, secret)
             await uow.audit.record(
                 event(
                     actor,
@@ -387,11 +387,7 @@ class SessionService:
                 ttl=self._impersonation_ttl,
                 impersonator=actor.ref,
             )
-            await uow.user_tokens.add(
-                token,
-                digest=self._peppers.digest(secret),
-                pepper_version=self._peppers.current_version,
-            )
+            await self._store(uow, token, secret)
             await uow.audit.record(
                 event(
                     actor,

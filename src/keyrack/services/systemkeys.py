@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from keyrack.domain import ids
-from keyrack.domain import keys as keyformat
 from keyrack.domain.audit import Ref
 from keyrack.domain.hashing import Peppers
-from keyrack.domain.models import ApiKey, JsonObject, KeyRecord, KeySecret, KeyStatus
+from keyrack.domain.models import ApiKey, JsonObject, KeyRecord, KeyStatus
 from keyrack.domain.permissions import Permission, Principal
 from keyrack.errors import (
     Conflict,
@@ -31,6 +30,7 @@ from keyrack.services import inputs
 from keyrack.services.audit import event
 from keyrack.services.authz import authorize
 from keyrack.services.clock import to_datetime
+from keyrack.services.keys import new_secret
 from keyrack.services.ports import (
     Cache,
     Clock,
@@ -189,16 +189,14 @@ class SystemKeyService:
                 new_id=lambda prefix: self._new_id(prefix, now),
             )
             key_id = self._new_id("key", now)
-            plaintext = keyformat.generate(prefix, entropy=self._entropy(keyformat.RANDOM_BYTES))
-            secret = KeySecret(
-                id=self._new_id("sec", now),
+            secret, plaintext = new_secret(
+                self._peppers,
+                self._entropy,
                 key_id=key_id,
                 tenant_id=tenant_id,
-                digest=self._peppers.digest(plaintext),
-                pepper_version=self._peppers.current_version,
-                start=keyformat.display_start(plaintext),
-                created_at=created,
-                expires_at=None,
+                prefix=prefix,
+                secret_id=self._new_id("sec", now),
+                now=now,
             )
             key = ApiKey(
                 id=key_id,
